@@ -1,0 +1,277 @@
+"""ClassicISP: the classical pipeline as a composition of the functional stages.
+
+Order (as LibRaw): levels (done when reading) -> white balance (clipped at 1) -> demosaic ->
+camera -> linear sRGB matrix -> clip -> brightness -> optional tone curve -> gamma ->
+optional light denoise. Options are named after rawpy's ``postprocess``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from isplab.classic.color import apply_color_matrix, camera_to_srgb_from_xyz
+from isplab.classic.demosaic import DEMOSAIC_METHODS, demosaic
+from isplab.classic.denoise import denoise
+from isplab.classic.tone import auto_bright_gain, filmic, gamma_curve, smoothstep
+from isplab.classic.white_balance import apply_white_balance, gray_world_gains, white_patch_gains
+from isplab.errors import InvalidInputError
+from isplab.raw.cfa import check_pattern, pack, unpack
+from isplab.raw.image import RawImage
+
+log = logging.getLogger(__name__)
+
+TONE_CURVES = ("none", "smoothstep", "filmic")
+AUTO_WB_METHODS = ("gray_world", "white_patch")
+
+
+def camera_to_srgb_matrix(raw: RawImage) -> tuple[np.ndarray, str]:
+    """The camera -> linear sRGB matrix for ``raw`` and where it came from.
+
+    Prefers the file's own camera -> sRGB matrix (LibRaw's ``rgb_cam``), then one derived
+    from its XYZ -> camera matrix, else identity (with a warning: colours will be the
+    camera's own primaries).
+    """
+    if raw.camera_to_srgb is not None:
+        return raw.camera_to_srgb, "camera_to_srgb"
+    if raw.xyz_to_camera is not None:
+        return camera_to_srgb_from_xyz(raw.xyz_to_camera), "xyz_to_camera"
+    name = raw.path.name if raw.path is not None else "raw image"
+    log.warning("%s has no colour matrix: using identity (camera primaries)", name)
+    return np.eye(3), "identity"
+
+
+def adjusted_maximum_scale(raw: RawImage, threshold: float) -> float:
+    """LibRaw's ``adjust_maximum_thr``: the factor that rescales the normalised mosaic when
+    the data's maximum (in sensor units) lies in ``(threshold * white, white)``; else 1."""
+    if threshold <= 0:
+        return 1.0
+    black = float(np.mean(raw.black_level))
+    span = raw.white_level - black
+    data_max = float(raw.mosaic.max()) * span + black
+    if raw.white_level * threshold < data_max < raw.white_level and data_max > black:
+        return span / (data_max - black)
+    return 1.0
+
+
+def _orient(x: torch.Tensor, flip: int) -> torch.Tensor:
+    if flip == 3:
+        return torch.rot90(x, 2, dims=(2, 3))
+    if flip == 5:
+        return torch.rot90(x, 1, dims=(2, 3))
+    if flip == 6:
+        return torch.rot90(x, -1, dims=(2, 3))
+    return x
+
+
+class ClassicISP(nn.Module):
+    """Classical raw development, batched in torch.
+
+    Args:
+        use_camera_wb: use the as-shot white balance stored in the file (``develop``).
+        use_auto_wb: estimate the white balance from the image (``auto_wb_method``).
+        user_wb: explicit (R, G, B) gains; wins over the two options above.
+        auto_wb_method: ``gray_world`` or ``white_patch``.
+        demosaic_algorithm: ``bilinear``, ``malvar2004`` or ``menon2007``.
+        half_size: skip demosaicing: each 2x2 block gives one pixel (R, mean G, B).
+        use_color_matrix: apply the camera -> sRGB matrix (off: camera primaries).
+        no_auto_bright: keep the exposure as shot; otherwise brighten so that
+            ``auto_bright_thr`` of the pixels clip (LibRaw's auto-brightening).
+        auto_bright_thr: fraction of pixels allowed to clip when auto-brightening.
+        bright: extra brightness multiplier (linear).
+        tone: ``none``, ``smoothstep`` or ``filmic`` global tone curve (linear domain).
+        gamma: ``(power, slope)`` as rawpy; ``(2.4, 12.92)`` is sRGB (default),
+            ``(2.222, 4.5)`` BT.709, ``(1, 1)`` linear output.
+        denoise_strength: bilateral range sigma on the output (0 = off).
+        adjust_maximum_thr: as LibRaw (``develop`` only): when the brightest raw value lies
+            between this fraction of the white level and the white level, use it as the
+            white level (for cameras that saturate below their nominal maximum); 0 = off.
+    """
+
+    def __init__(
+        self,
+        use_camera_wb: bool = True,
+        use_auto_wb: bool = False,
+        user_wb: Sequence[float] | None = None,
+        auto_wb_method: str = "gray_world",
+        demosaic_algorithm: str = "bilinear",
+        half_size: bool = False,
+        use_color_matrix: bool = True,
+        no_auto_bright: bool = False,
+        auto_bright_thr: float = 0.01,
+        bright: float = 1.0,
+        tone: str = "none",
+        gamma: tuple[float, float] = (2.4, 12.92),
+        denoise_strength: float = 0.0,
+        adjust_maximum_thr: float = 0.75,
+    ):
+        super().__init__()
+        if demosaic_algorithm not in DEMOSAIC_METHODS:
+            raise InvalidInputError(
+                f"unknown demosaic algorithm {demosaic_algorithm!r}; "
+                f"choose one of {', '.join(DEMOSAIC_METHODS)}"
+            )
+        if tone not in TONE_CURVES:
+            raise InvalidInputError(f"unknown tone curve {tone!r}; choose one of {TONE_CURVES}")
+        if auto_wb_method not in AUTO_WB_METHODS:
+            raise InvalidInputError(
+                f"unknown auto white balance {auto_wb_method!r}; choose one of {AUTO_WB_METHODS}"
+            )
+        if user_wb is not None:
+            g = np.asarray(user_wb, dtype=np.float64).reshape(-1)
+            if g.size != 3 or not np.all(np.isfinite(g)) or np.any(g <= 0):
+                raise InvalidInputError(
+                    f"user_wb must be 3 positive gains (R, G, B), got {user_wb}")
+            user_wb = tuple(float(v) for v in g)
+        if not (0.0 <= auto_bright_thr < 1.0):
+            raise InvalidInputError(f"auto_bright_thr must be in [0, 1), got {auto_bright_thr}")
+        if len(tuple(gamma)) != 2 or gamma[0] <= 0:
+            raise InvalidInputError(f"gamma must be (power, slope) with power > 0, got {gamma}")
+        self.use_camera_wb = use_camera_wb
+        self.use_auto_wb = use_auto_wb
+        self.user_wb = user_wb
+        self.auto_wb_method = auto_wb_method
+        self.demosaic_algorithm = demosaic_algorithm
+        self.half_size = half_size
+        self.use_color_matrix = use_color_matrix
+        self.no_auto_bright = no_auto_bright
+        self.auto_bright_thr = auto_bright_thr
+        self.bright = bright
+        self.tone = tone
+        self.gamma = (float(gamma[0]), float(gamma[1]))
+        self.denoise_strength = denoise_strength
+        self.adjust_maximum_thr = adjust_maximum_thr
+
+    def extra_repr(self) -> str:
+        return (
+            f"demosaic={self.demosaic_algorithm}, wb={self._wb_mode()}, tone={self.tone}, "
+            f"gamma={self.gamma}, auto_bright={not self.no_auto_bright}"
+        )
+
+    def _wb_mode(self) -> str:
+        if self.user_wb is not None:
+            return f"user{self.user_wb}"
+        if self.use_auto_wb:
+            return f"auto:{self.auto_wb_method}"
+        return "camera" if self.use_camera_wb else "none"
+
+    def _estimate_wb(self, mosaic: torch.Tensor, cfa: str) -> torch.Tensor:
+        fn = gray_world_gains if self.auto_wb_method == "gray_world" else white_patch_gains
+        return fn(mosaic, cfa=cfa)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        cfa: str = "RGGB",
+        wb_gains=None,
+        color_matrix=None,
+    ) -> torch.Tensor:
+        """Develop linear raw data to sRGB.
+
+        Args:
+            x: packed raw ``N x 4 x h x w`` (R, G1, G2, B) or a mosaic ``N x 1 x H x W``,
+                black-level subtracted, in [0, 1].
+            cfa: pattern of a mosaic input (ignored for packed input).
+            wb_gains: as-shot (R, G, B) gains, 3 values or ``N x 3``; used when
+                ``use_camera_wb`` and no ``user_wb``/``use_auto_wb`` is set.
+            color_matrix: camera -> linear sRGB, ``3 x 3`` or ``N x 3 x 3``; None keeps
+                camera primaries.
+
+        Returns:
+            ``N x 3 x H x W`` sRGB (or the ``gamma`` curve's space) in [0, 1]; half the
+            mosaic's size with ``half_size``.
+        """
+        if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] not in (1, 4):
+            shape = tuple(x.shape) if hasattr(x, "shape") else type(x).__name__
+            raise InvalidInputError(
+                f"ClassicISP takes packed raw N x 4 x h x w or a mosaic N x 1 x H x W, got {shape}"
+            )
+        if not torch.isfinite(x).all():
+            raise InvalidInputError("raw data contains NaN or infinite values")
+        if x.shape[1] == 4:
+            mosaic, cfa = unpack(x, "RGGB"), "RGGB"
+        else:
+            mosaic, cfa = x, check_pattern(cfa)
+
+        if self.user_wb is not None:
+            gains = self.user_wb
+        elif self.use_auto_wb:
+            gains = self._estimate_wb(mosaic, cfa)
+        elif self.use_camera_wb and wb_gains is not None:
+            gains = wb_gains
+        else:
+            gains = None
+        if gains is not None:
+            mosaic = apply_white_balance(mosaic, gains, cfa=cfa, clip=True)
+
+        if self.half_size:
+            p = pack(mosaic, cfa)
+            rgb = torch.stack([p[:, 0], (p[:, 1] + p[:, 2]) * 0.5, p[:, 3]], dim=1)
+        else:
+            rgb = demosaic(mosaic, cfa, self.demosaic_algorithm)
+
+        if self.use_color_matrix and color_matrix is not None:
+            rgb = apply_color_matrix(rgb, color_matrix)
+        rgb = rgb.clamp_(0.0, 1.0)
+
+        gain = torch.full((rgb.shape[0],), float(self.bright), dtype=rgb.dtype, device=rgb.device)
+        if not self.no_auto_bright:
+            gain = gain * auto_bright_gain(rgb, self.auto_bright_thr)
+        if not torch.all(gain == 1):
+            rgb = rgb * gain[:, None, None, None]
+
+        if self.tone == "smoothstep":
+            rgb = smoothstep(rgb)
+        elif self.tone == "filmic":
+            rgb = filmic(rgb)
+        out = gamma_curve(rgb, *self.gamma)
+        if self.denoise_strength > 0:
+            out = denoise(out, self.denoise_strength).clamp_(0.0, 1.0)
+        return out
+
+    @torch.no_grad()
+    def develop(self, raw: RawImage) -> torch.Tensor:
+        """Develop a :class:`RawImage` with its own metadata -> ``1 x 3 x H x W`` sRGB.
+
+        Uses the file's as-shot white balance (falling back to gray world when the file has
+        none and ``use_camera_wb`` is asked), its colour matrix, and its orientation.
+        """
+        wb = raw.wb_gains
+        isp = self
+        if self.use_camera_wb and wb is None and self.user_wb is None and not self.use_auto_wb:
+            name = raw.path.name if raw.path is not None else "raw image"
+            log.warning("%s has no as-shot white balance: using gray world", name)
+            isp = _copy_with(self, use_auto_wb=True, auto_wb_method="gray_world")
+        matrix = camera_to_srgb_matrix(raw)[0] if self.use_color_matrix else None
+        mosaic = raw.to_tensor()
+        scale = adjusted_maximum_scale(raw, self.adjust_maximum_thr)
+        if scale != 1.0:
+            mosaic = (mosaic * scale).clamp_(max=1.0)
+        out = isp(mosaic, cfa=raw.cfa, wb_gains=wb, color_matrix=matrix)
+        return _orient(out, raw.orientation)
+
+    def postprocess(self, raw: RawImage, output_bps: int = 8) -> np.ndarray:
+        """Develop like rawpy's ``postprocess``: ``H x W x 3`` uint8 or uint16 array."""
+        if output_bps not in (8, 16):
+            raise InvalidInputError(f"output_bps must be 8 or 16, got {output_bps}")
+        from isplab.io import to_uint
+
+        return to_uint(self.develop(raw), output_bps)
+
+
+def _copy_with(isp: ClassicISP, **changes) -> ClassicISP:
+    opts = {
+        k: getattr(isp, k)
+        for k in (
+            "use_camera_wb", "use_auto_wb", "user_wb", "auto_wb_method", "demosaic_algorithm",
+            "half_size", "use_color_matrix", "no_auto_bright", "auto_bright_thr", "bright",
+            "tone", "gamma", "denoise_strength", "adjust_maximum_thr",
+        )
+    }
+    opts.update(changes)
+    return ClassicISP(**opts)
+

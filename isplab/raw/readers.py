@@ -1,0 +1,366 @@
+"""Reading raw frames: camera raws and DNG (LibRaw via rawpy), headerless frames, packed
+arrays (``.npy``, 4-channel PNG/TIFF) and single-channel 16-bit PNG/TIFF mosaics.
+
+One entry point, :func:`read`. Every failure is a :class:`~isplab.errors.RawReadError` (or
+:class:`~isplab.errors.UnsupportedCFAError`) naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from isplab.errors import InvalidInputError, RawReadError, UnsupportedCFAError
+from isplab.raw.cfa import check_pattern, packed_offsets, pattern_from_rawpy, unpack
+from isplab.raw.image import RawImage
+
+log = logging.getLogger(__name__)
+
+HEADERLESS_SUFFIXES = (".raw", ".bin")
+ARRAY_SUFFIXES = (".npy",)
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".pgm")
+_COMMON_BIT_DEPTHS = (8, 10, 12, 14, 16)
+
+_MAGIC = {
+    b"\xff\xd8\xff": "a JPEG image",
+    b"\x89PNG": "a PNG image",
+    b"GIF8": "a GIF image",
+    b"%PDF": "a PDF document",
+    b"PK\x03\x04": "a ZIP archive",
+}
+
+
+def _sniff(path: Path) -> str | None:
+    with open(path, "rb") as f:
+        head = f.read(16)
+    for magic, what in _MAGIC.items():
+        if head.startswith(magic):
+            return what
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "a WebP image"
+    return None
+
+
+def read(
+    path: str | Path,
+    *,
+    width: int | None = None,
+    height: int | None = None,
+    bit_depth: int | None = None,
+    byte_order: str = "little",
+    cfa: str | None = None,
+    black_level: float | list[float] | tuple[float, ...] | None = None,
+    white_level: float | None = None,
+    wb_gains: tuple[float, float, float] | None = None,
+) -> RawImage:
+    """Read a raw frame into a :class:`RawImage` (mosaic normalised to [0, 1]).
+
+    Formats, chosen by content and suffix:
+
+    - camera raws and DNG: everything LibRaw reads (visible area, pattern, levels, as-shot
+      white balance and colour matrices from the file);
+    - headerless frames (``.raw``, ``.bin``): give ``width``, ``height`` and ideally
+      ``bit_depth``, ``byte_order``, ``cfa``, ``black_level``;
+    - ``.npy``: ``H x W`` mosaic, or packed ``h x w x 4`` / ``4 x h x w`` in R, G1, G2, B order;
+    - PNG/TIFF: single-channel 16-bit mosaic (e.g. ZRR ``huawei_raw``), or 4-channel packed.
+
+    Keyword overrides replace what the file says (or supply what it lacks). For array formats
+    with no stated white level, the smallest common bit depth (8, 10, 12, 14, 16) that holds
+    the data is assumed, with a warning.
+
+    Raises:
+        RawReadError: empty, truncated or corrupt file, not raw data, size mismatch, NaN.
+        UnsupportedCFAError: X-Trans, Foveon or other non-Bayer sensors.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise RawReadError("no such file", p)
+    if p.is_dir():
+        raise RawReadError("is a directory, not a raw file", p)
+    size = p.stat().st_size
+    if size == 0:
+        raise RawReadError("empty file (0 bytes)", p)
+    if byte_order not in ("little", "big"):
+        raise RawReadError(f"byte_order must be 'little' or 'big', got {byte_order!r}", p)
+    if bit_depth is not None and not (1 <= int(bit_depth) <= 16):
+        raise RawReadError(f"bit depth must be between 1 and 16, got {bit_depth}", p)
+
+    suffix = p.suffix.lower()
+    what = _sniff(p)
+    if what in ("a JPEG image", "a GIF image", "a PDF document", "a ZIP archive", "a WebP image"):
+        raise RawReadError(f"this is {what}, not raw sensor data", p)
+
+    overrides = dict(cfa=cfa, black_level=black_level, white_level=white_level,
+                     bit_depth=bit_depth, wb_gains=wb_gains)
+    try:
+        if suffix in HEADERLESS_SUFFIXES or width is not None or height is not None:
+            return _read_headerless(p, width, height, byte_order, **overrides)
+        if suffix in ARRAY_SUFFIXES:
+            return _read_npy(p, **overrides)
+        if suffix in IMAGE_SUFFIXES and not _is_dng(p):
+            return _read_image_array(p, **overrides)
+        return _read_libraw(p, **overrides)
+    except (RawReadError, UnsupportedCFAError):
+        raise
+    except InvalidInputError as exc:
+        raise RawReadError(exc.reason, p) from exc
+
+
+def _is_dng(path: Path) -> bool:
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        return False
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            return 50706 in tif.pages[0].tags
+    except Exception:
+        return False
+
+
+# ---------------------------------------------------------------- LibRaw
+
+
+def _read_libraw(path: Path, cfa, black_level, white_level, bit_depth, wb_gains) -> RawImage:
+    import rawpy
+
+    try:
+        with rawpy.imread(str(path)) as r:
+            return _from_rawpy(r, path, cfa, black_level, white_level, bit_depth, wb_gains)
+    except rawpy.LibRawFileUnsupportedError as exc:
+        what = _sniff(path)
+        hint = f" (it looks like {what})" if what else ""
+        raise RawReadError(f"not a raw file LibRaw can read{hint}", path) from exc
+    except rawpy.LibRawIOError as exc:
+        raise RawReadError("truncated or corrupt raw file (LibRaw: input/output error)",
+                           path) from exc
+    except rawpy.LibRawError as exc:
+        msg = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise RawReadError(f"corrupt raw file (LibRaw: {msg})", path) from exc
+
+
+def _from_rawpy(r, path, cfa, black_level, white_level, bit_depth, wb_gains) -> RawImage:
+    import rawpy
+
+    if r.raw_type != rawpy.RawType.Flat:
+        raise UnsupportedCFAError(
+            "not a single-sensor CFA raw (LibRaw reports several samples per pixel: a linear "
+            "DNG or a Foveon sensor)", path)
+    desc = r.color_desc
+    colors = r.raw_colors_visible
+    try:
+        pattern_from_rawpy(np.asarray(r.raw_pattern), desc)  # rejects X-Trans, CMYG, ...
+        # raw_pattern is relative to the full frame; name the pattern of the visible area.
+        pattern = pattern_from_rawpy(colors[:2, :2], desc)
+    except UnsupportedCFAError as exc:
+        raise UnsupportedCFAError(exc.reason, path) from None
+    data = r.raw_image_visible.astype(np.float32)
+
+    idx = [int(colors[dy, dx]) for dy, dx in packed_offsets(pattern)]
+    blacks = [float(r.black_level_per_channel[i]) for i in idx]
+    white = float(r.white_level)
+
+    cam = np.asarray(r.camera_whitebalance, dtype=np.float64)
+    gains = None
+    if cam.size >= 3 and cam[1] > 0 and cam[0] > 0 and cam[2] > 0:
+        gains = (cam[0] / cam[1], 1.0, cam[2] / cam[1])
+    xyz = np.asarray(r.rgb_xyz_matrix, dtype=np.float64)[:3]
+    xyz_to_camera = xyz if np.any(xyz != 0) else None
+    cm = np.asarray(r.color_matrix, dtype=np.float64)[:, :3]
+    camera_to_srgb = cm if np.any(cm != 0) else None
+    if xyz_to_camera is None and camera_to_srgb is None:
+        log.warning("%s: no colour matrix in the file (identity will be used)", path.name)
+    extra: dict[str, Any] = {
+        "reader": "rawpy",
+        "libraw_version": ".".join(str(v) for v in rawpy.libraw_version),
+        "raw_size": [int(r.sizes.raw_height), int(r.sizes.raw_width)],
+        "margins": [int(r.sizes.top_margin), int(r.sizes.left_margin)],
+        "daylight_wb": [float(v) for v in r.daylight_whitebalance[:3]],
+    }
+    return _finish(
+        data, path, file_cfa=pattern, file_black=blacks, file_white=white,
+        file_bits=max(1, math.ceil(math.log2(white + 1))), file_wb=gains,
+        xyz_to_camera=xyz_to_camera, camera_to_srgb=camera_to_srgb,
+        orientation=int(r.sizes.flip), extra=extra,
+        cfa=cfa, black_level=black_level, white_level=white_level, bit_depth=bit_depth,
+        wb_gains=wb_gains,
+    )
+
+
+# ---------------------------------------------------------------- headerless
+
+
+def _read_headerless(path, width, height, byte_order, cfa, black_level, white_level, bit_depth,
+                     wb_gains) -> RawImage:
+    if width is None or height is None:
+        raise RawReadError(
+            "a headerless raw frame needs its size: give width and height "
+            "(CLI: --width W --height H, plus --bits, --cfa, --black-level)", path)
+    width, height = int(width), int(height)
+    if width < 2 or height < 2:
+        raise RawReadError(f"width and height must be >= 2, got {width}x{height}", path)
+    bits = int(bit_depth) if bit_depth is not None else 16
+    nbytes = 1 if bits <= 8 else 2
+    expected = width * height * nbytes
+    actual = path.stat().st_size
+    if actual != expected:
+        raise RawReadError(
+            f"file has {actual:,} bytes but a {width}x{height} frame of {bits}-bit samples "
+            f"({nbytes} byte{'s' if nbytes > 1 else ''} each) needs {expected:,} bytes",
+            path)
+    dtype = np.dtype(np.uint8) if nbytes == 1 else np.dtype("<u2" if byte_order == "little"
+                                                            else ">u2")
+    data = np.fromfile(path, dtype=dtype).reshape(height, width)
+    if bit_depth is None:
+        log.warning("%s: bit depth not given, assuming 16-bit samples", path.name)
+    if cfa is None:
+        log.warning("%s: CFA pattern not given, assuming RGGB", path.name)
+    limit = (1 << bits) - 1
+    if int(data.max()) > limit:
+        other = "big" if byte_order == "little" else "little"
+        raise RawReadError(
+            f"values up to {int(data.max())} do not fit {bits} bits: wrong bit depth, or the "
+            f"data is {other}-endian?", path)
+    return _finish(
+        data.astype(np.float32), path, file_cfa="RGGB", file_black=[0.0] * 4,
+        file_white=float(limit), file_bits=bits, extra={"reader": "headerless",
+                                                        "byte_order": byte_order},
+        cfa=cfa, black_level=black_level, white_level=white_level, bit_depth=None,
+        wb_gains=wb_gains,
+    )
+
+
+# ---------------------------------------------------------------- arrays
+
+
+def _read_npy(path, cfa, black_level, white_level, bit_depth, wb_gains) -> RawImage:
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise RawReadError(f"not a readable .npy array ({exc.__class__.__name__}: {exc})",
+                           path) from exc
+    return _from_array(arr, path, "npy", cfa, black_level, white_level, bit_depth, wb_gains)
+
+
+def _read_image_array(path, cfa, black_level, white_level, bit_depth, wb_gains) -> RawImage:
+    suffix = path.suffix.lower()
+    if suffix in (".tif", ".tiff"):
+        import tifffile
+
+        try:
+            arr = tifffile.imread(path)
+        except Exception as exc:
+            raise RawReadError(f"corrupt or unreadable TIFF ({exc})", path) from exc
+    else:
+        import cv2
+
+        arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if arr is None:
+            raise RawReadError("corrupt or unreadable image file", path)
+        if arr.ndim == 3 and arr.shape[2] == 4:  # OpenCV gives BGRA
+            arr = arr[..., [2, 1, 0, 3]]
+    if arr.ndim == 3 and arr.shape[2] == 3:
+        raise RawReadError(
+            "a 3-channel RGB image, not raw data (raw must be a 1-channel mosaic or a "
+            "4-channel packed R, G1, G2, B array)", path)
+    return _from_array(arr, path, suffix.lstrip("."), cfa, black_level, white_level, bit_depth,
+                       wb_gains)
+
+
+def _from_array(arr, path, kind, cfa, black_level, white_level, bit_depth, wb_gains) -> RawImage:
+    arr = np.asarray(arr)
+    if arr.dtype.kind not in "uif":
+        raise RawReadError(f"unsupported array dtype {arr.dtype}", path)
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise RawReadError(f"data contains {bad} NaN or infinite values", path)
+    packed = False
+    if arr.ndim == 3 and arr.shape[-1] == 4:
+        packed = True
+        arr = np.moveaxis(arr, -1, 0)
+    elif arr.ndim == 3 and arr.shape[0] == 4:
+        packed = True
+    elif arr.ndim != 2:
+        raise RawReadError(
+            f"array of shape {arr.shape} is neither a mosaic (H x W) nor packed raw "
+            "(h x w x 4 or 4 x h x w)", path)
+    if packed:
+        if cfa is not None and check_pattern(cfa) != "RGGB":
+            log.warning("%s: packed input is R, G1, G2, B by definition; cfa=%s ignored",
+                        path.name, cfa)
+        mosaic = unpack(torch.from_numpy(arr.astype(np.float32))[None], "RGGB")[0, 0].numpy()
+        cfa = "RGGB"
+    else:
+        mosaic = arr.astype(np.float32)
+
+    if arr.dtype.kind == "f" and white_level is None and bit_depth is None:
+        mx = float(arr.max()) if arr.size else 0.0
+        if mx <= 1.0:
+            file_white, file_bits = 1.0, None
+        else:
+            file_bits = _infer_bits(mx, path)
+            file_white = float((1 << file_bits) - 1)
+    elif white_level is None and bit_depth is None:
+        file_bits = _infer_bits(float(arr.max()), path)
+        file_white = float((1 << file_bits) - 1)
+    else:
+        file_bits = int(bit_depth) if bit_depth is not None else None
+        file_white = float((1 << file_bits) - 1) if file_bits is not None else 1.0
+    if cfa is None and not packed:
+        log.warning("%s: CFA pattern not given, assuming RGGB", path.name)
+    return _finish(
+        mosaic, path, file_cfa="RGGB", file_black=[0.0] * 4, file_white=file_white,
+        file_bits=file_bits, extra={"reader": kind, "packed": packed},
+        cfa=cfa, black_level=black_level, white_level=white_level, bit_depth=None,
+        wb_gains=wb_gains,
+    )
+
+
+def _infer_bits(maxval: float, path: Path) -> int:
+    for b in _COMMON_BIT_DEPTHS:
+        if maxval <= (1 << b) - 1:
+            log.warning("%s: white level not given; data max %g, assuming %d-bit (white %d)",
+                        path.name, maxval, b, (1 << b) - 1)
+            return b
+    raise RawReadError(f"values up to {maxval:g} exceed 16 bits: give white_level", path)
+
+
+# ---------------------------------------------------------------- common
+
+
+def _finish(data: np.ndarray, path: Path, *, file_cfa: str, file_black, file_white: float,
+            file_bits: int | None, extra: dict, cfa, black_level, white_level, bit_depth,
+            wb_gains, file_wb=None, xyz_to_camera=None, camera_to_srgb=None,
+            orientation: int = 0) -> RawImage:
+    """Apply overrides, normalise levels, build the RawImage."""
+    from isplab.classic.levels import normalize_levels
+
+    pattern = check_pattern(cfa) if cfa is not None else file_cfa
+    bits = int(bit_depth) if bit_depth is not None else file_bits
+    if white_level is not None:
+        white = float(white_level)
+    elif bit_depth is not None:
+        white = float((1 << int(bit_depth)) - 1)
+    else:
+        white = float(file_white)
+    if black_level is not None:
+        blacks = [float(b) for b in np.broadcast_to(np.asarray(black_level, dtype=float), (4,))]
+    else:
+        blacks = [float(b) for b in file_black]
+    if any(b >= white for b in blacks):
+        raise RawReadError(f"black level {blacks} is not below the white level {white:g}", path)
+    if not np.all(np.isfinite(data)):
+        raise RawReadError("data contains NaN or infinite values", path)
+    t = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))[None, None]
+    mosaic = normalize_levels(t, blacks, white, pattern)[0, 0].numpy()
+    return RawImage(
+        mosaic=mosaic, cfa=pattern, black_level=tuple(blacks), white_level=white,
+        wb_gains=wb_gains if wb_gains is not None else file_wb,
+        xyz_to_camera=xyz_to_camera, camera_to_srgb=camera_to_srgb, bit_depth=bits,
+        orientation=orientation, path=path, extra=extra,
+    )

@@ -1,0 +1,73 @@
+"""A built-in sample raw: a bundled photo turned into a realistic 12-bit Bayer DNG.
+
+The repository carries no third-party raws, so the sample is made from scikit-image's
+bundled ``astronaut`` photo (public domain, NASA): sRGB -> linear -> camera colour space
+(inverse of a real camera's colour matrix) -> inverse white balance -> RGGB mosaic ->
+shot and read noise -> 12-bit with a black level. The full unprocessing (tone curve,
+random matrices, highlight protection) lives in ``isplab.synth``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from isplab.classic.color import camera_to_srgb_from_xyz
+from isplab.classic.tone import srgb_to_linear
+from isplab.raw.cfa import mosaic
+from isplab.raw.dng import write_dng
+from isplab.raw.image import RawImage
+
+SAMPLE_NAME = "isplab_sample_astronaut.dng"
+
+#: Canon EOS 5D Mark II XYZ (D65) -> camera matrix, from dcraw's adobe_coeff table (x 1e-4).
+XYZ_TO_CAMERA_5D2 = np.array(
+    [[4716, 603, -830], [-7798, 15474, 2480], [-1496, 1937, 6651]], dtype=np.float64
+) / 10000.0
+
+#: As-shot gains of a daylight scene on such a camera (R, G, B).
+SAMPLE_WB = (2.1, 1.0, 1.55)
+
+
+def sample_photo() -> np.ndarray:
+    """The bundled sRGB photo, ``H x W x 3`` uint8 (scikit-image's astronaut, offline)."""
+    try:
+        from skimage import data
+    except ImportError as exc:  # pragma: no cover - scikit-image is a dependency
+        raise ImportError("the built-in sample needs scikit-image (pip install scikit-image)") \
+            from exc
+    return data.astronaut()
+
+
+def make_sample_raw(seed: int = 0, black: int = 256, white: int = 4095,
+                    exposure: float = 0.7) -> RawImage:
+    """Build the sample as a :class:`RawImage` (deterministic for a given seed)."""
+    srgb = torch.from_numpy(sample_photo()).permute(2, 0, 1)[None].float() / 255.0
+    linear = srgb_to_linear(srgb)
+    cam_to_srgb = camera_to_srgb_from_xyz(XYZ_TO_CAMERA_5D2)
+    srgb_to_cam = torch.from_numpy(np.linalg.inv(cam_to_srgb)).float()
+    cam = torch.einsum("ij,njhw->nihw", srgb_to_cam, linear).clamp(0, 1)
+    gains = torch.tensor(SAMPLE_WB, dtype=torch.float32)[None, :, None, None]
+    cam = cam / gains * exposure
+    m = mosaic(cam, "RGGB")[0, 0].numpy().astype(np.float64)
+    rng = np.random.default_rng(seed)
+    span = white - black
+    electrons = m * span  # one electron per DN: shot noise variance = signal
+    noisy = rng.poisson(np.clip(electrons, 0, None)) + rng.normal(0, 2.0, m.shape) + black
+    ints = np.clip(np.rint(noisy), 0, white)
+    norm = np.clip((ints - black) / span, 0, 1)
+    return RawImage(
+        mosaic=norm.astype(np.float32), cfa="RGGB", black_level=black, white_level=white,
+        wb_gains=SAMPLE_WB, xyz_to_camera=XYZ_TO_CAMERA_5D2, bit_depth=12,
+        extra={"source": "scikit-image astronaut (NASA, public domain), made raw by isplab"},
+    )
+
+
+def write_sample(directory: str | Path) -> Path:
+    """Write the sample DNG into ``directory`` (reused if already there) and return its path."""
+    path = Path(directory) / SAMPLE_NAME
+    if not path.exists():
+        write_dng(path, make_sample_raw(), make="isplab", model="sample (astronaut)")
+    return path

@@ -15,9 +15,6 @@ from isplab.raw.cfa import check_pattern, color_masks, packed_offsets
 
 DEMOSAIC_METHODS = ("bilinear", "malvar2004", "menon2007")
 
-_K_G = torch.tensor([[0, 1, 0], [1, 4, 1], [0, 1, 0]], dtype=torch.float32) / 4
-_K_RB = torch.tensor([[1, 2, 1], [2, 4, 2], [1, 2, 1]], dtype=torch.float32) / 4
-
 # Malvar, He, Cutler (2004), "High-quality linear interpolation for demosaicing of
 # Bayer-patterned color images", ICASSP. Filters x 8.
 _M_G_AT_RB = [
@@ -74,9 +71,16 @@ def demosaic_bilinear(mosaic: torch.Tensor, cfa: str = "RGGB") -> torch.Tensor:
     """
     check_image(mosaic, 1, "mosaic")
     masks = color_masks(cfa, mosaic.shape[-2], mosaic.shape[-1], mosaic.device, mosaic.dtype)
-    planes = _pad(mosaic * masks, 1)  # N x 3 x (H+2) x (W+2)
-    weight = torch.stack([_K_RB, _K_G, _K_RB])[:, None].to(mosaic)
-    return F.conv2d(planes, weight, groups=3)
+    p = _pad(mosaic * masks, 1)  # N x 3 x (H+2) x (W+2), zeros where a colour is missing
+    # The kernels as shifted adds (much faster than a grouped conv2d on CPU):
+    # R, B: [1 2 1]^T [1 2 1] / 4 (separable); G: the cross [0 1 0; 1 4 1; 0 1 0] / 4.
+    rb = p[:, 0::2]
+    v = rb[:, :, :-2] + 2 * rb[:, :, 1:-1] + rb[:, :, 2:]
+    rb = (v[..., :-2] + 2 * v[..., 1:-1] + v[..., 2:]) * 0.25
+    g = p[:, 1:2]
+    g = (g[..., :-2, 1:-1] + g[..., 2:, 1:-1] + g[..., 1:-1, :-2] + g[..., 1:-1, 2:]) * 0.25 \
+        + g[..., 1:-1, 1:-1]
+    return torch.cat([rb[:, :1], g, rb[:, 1:]], dim=1)
 
 
 def demosaic_malvar2004(mosaic: torch.Tensor, cfa: str = "RGGB") -> torch.Tensor:

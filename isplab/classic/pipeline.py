@@ -17,7 +17,12 @@ from torch import nn
 from isplab.classic.color import apply_color_matrix, camera_to_srgb_from_xyz
 from isplab.classic.demosaic import DEMOSAIC_METHODS, demosaic
 from isplab.classic.denoise import denoise
-from isplab.classic.tone import auto_bright_gain, filmic, gamma_curve, smoothstep
+from isplab.classic.tone import (
+    auto_bright_gain,
+    filmic,
+    gamma_curve,
+    smoothstep,
+)
 from isplab.classic.white_balance import apply_white_balance, gray_world_gains, white_patch_gains
 from isplab.errors import InvalidInputError
 from isplab.raw.cfa import check_pattern, pack, unpack
@@ -26,6 +31,7 @@ from isplab.raw.image import RawImage
 log = logging.getLogger(__name__)
 
 TONE_CURVES = ("none", "smoothstep", "filmic")
+_STRIP_ROWS = 64  # rows per strip for inference (even, so the CFA phase is kept)
 AUTO_WB_METHODS = ("gray_world", "white_patch")
 
 
@@ -169,6 +175,7 @@ class ClassicISP(nn.Module):
         cfa: str = "RGGB",
         wb_gains=None,
         color_matrix=None,
+        validate: bool = True,
     ) -> torch.Tensor:
         """Develop linear raw data to sRGB.
 
@@ -180,6 +187,7 @@ class ClassicISP(nn.Module):
                 ``use_camera_wb`` and no ``user_wb``/``use_auto_wb`` is set.
             color_matrix: camera -> linear sRGB, ``3 x 3`` or ``N x 3 x 3``; None keeps
                 camera primaries.
+            validate: check the input for NaN/Inf (skipped for RawImages, checked on read).
 
         Returns:
             ``N x 3 x H x W`` sRGB (or the ``gamma`` curve's space) in [0, 1]; half the
@@ -190,7 +198,7 @@ class ClassicISP(nn.Module):
             raise InvalidInputError(
                 f"ClassicISP takes packed raw N x 4 x h x w or a mosaic N x 1 x H x W, got {shape}"
             )
-        if not torch.isfinite(x).all():
+        if validate and not torch.isfinite(x).all():
             raise InvalidInputError("raw data contains NaN or infinite values")
         if x.shape[1] == 4:
             mosaic, cfa = unpack(x, "RGGB"), "RGGB"
@@ -205,33 +213,64 @@ class ClassicISP(nn.Module):
             gains = wb_gains
         else:
             gains = None
+        matrix = color_matrix if self.use_color_matrix else None
+
+        if torch.is_grad_enabled() or self.half_size or self.demosaic_algorithm == "menon2007":
+            rgb = self._linear(mosaic, cfa, gains, matrix)
+        else:
+            rgb = self._linear_in_strips(mosaic, cfa, gains, matrix)
+
+        gain = torch.full((rgb.shape[0],), float(self.bright), dtype=rgb.dtype, device=rgb.device)
+        if not self.no_auto_bright:
+            gain = gain * auto_bright_gain(rgb, self.auto_bright_thr)
+        if torch.is_grad_enabled() and rgb.requires_grad:
+            out = self._display(rgb, gain)
+        else:  # in place, strip by strip: stays in cache
+            out = rgb
+            for r0 in range(0, rgb.shape[-2], _STRIP_ROWS):
+                out[..., r0:r0 + _STRIP_ROWS, :] = self._display(
+                    rgb[..., r0:r0 + _STRIP_ROWS, :], gain)
+        if self.denoise_strength > 0:
+            out = denoise(out, self.denoise_strength).clamp_(0.0, 1.0)
+        return out
+
+    def _linear(self, mosaic, cfa, gains, matrix) -> torch.Tensor:
+        """White balance, demosaic, colour matrix, clip: mosaic -> linear RGB in [0, 1]."""
         if gains is not None:
             mosaic = apply_white_balance(mosaic, gains, cfa=cfa, clip=True)
-
         if self.half_size:
             p = pack(mosaic, cfa)
             rgb = torch.stack([p[:, 0], (p[:, 1] + p[:, 2]) * 0.5, p[:, 3]], dim=1)
         else:
             rgb = demosaic(mosaic, cfa, self.demosaic_algorithm)
+        if matrix is not None:
+            rgb = apply_color_matrix(rgb, matrix)
+        return rgb.clamp_(0.0, 1.0)
 
-        if self.use_color_matrix and color_matrix is not None:
-            rgb = apply_color_matrix(rgb, color_matrix)
-        rgb = rgb.clamp_(0.0, 1.0)
+    def _linear_in_strips(self, mosaic, cfa, gains, matrix) -> torch.Tensor:
+        """:meth:`_linear` over strips of rows with a 2-row halo (the demosaic kernels reach
+        2 pixels), which keeps the working set in cache; identical to one pass."""
+        n, _, h, w = mosaic.shape
+        if h <= 2 * _STRIP_ROWS:
+            return self._linear(mosaic, cfa, gains, matrix)
+        out = mosaic.new_empty(n, 3, h, w)
+        halo = 2  # even: each strip starts on the same CFA phase
+        for r0 in range(0, h, _STRIP_ROWS):
+            r1 = min(h, r0 + _STRIP_ROWS)
+            a, b = max(0, r0 - halo), min(h, r1 + halo)
+            rgb = self._linear(mosaic[..., a:b, :], cfa, gains, matrix)
+            out[..., r0:r1, :] = rgb[..., r0 - a:r0 - a + (r1 - r0), :]
+        return out
 
-        gain = torch.full((rgb.shape[0],), float(self.bright), dtype=rgb.dtype, device=rgb.device)
-        if not self.no_auto_bright:
-            gain = gain * auto_bright_gain(rgb, self.auto_bright_thr)
+    def _display(self, rgb, gain) -> torch.Tensor:
+        """Brightness, tone curve and gamma: linear RGB -> display values in [0, 1]."""
         if not torch.all(gain == 1):
             rgb = rgb * gain[:, None, None, None]
-
         if self.tone == "smoothstep":
             rgb = smoothstep(rgb)
         elif self.tone == "filmic":
             rgb = filmic(rgb)
-        out = gamma_curve(rgb, *self.gamma)
-        if self.denoise_strength > 0:
-            out = denoise(out, self.denoise_strength).clamp_(0.0, 1.0)
-        return out
+        return gamma_curve(rgb, *self.gamma)
 
     @torch.no_grad()
     def develop(self, raw: RawImage) -> torch.Tensor:
@@ -251,7 +290,7 @@ class ClassicISP(nn.Module):
         scale = adjusted_maximum_scale(raw, self.adjust_maximum_thr)
         if scale != 1.0:
             mosaic = (mosaic * scale).clamp_(max=1.0)
-        out = isp(mosaic, cfa=raw.cfa, wb_gains=wb, color_matrix=matrix)
+        out = isp(mosaic, cfa=raw.cfa, wb_gains=wb, color_matrix=matrix, validate=False)
         return _orient(out, raw.orientation)
 
     def postprocess(self, raw: RawImage, output_bps: int = 8) -> np.ndarray:

@@ -173,8 +173,6 @@ def _from_rawpy(r, path, cfa, black_level, white_level, bit_depth, wb_gains) -> 
     xyz_to_camera = xyz if np.any(xyz != 0) else None
     cm = np.asarray(r.color_matrix, dtype=np.float64)[:, :3]
     camera_to_srgb = cm if np.any(cm != 0) else None
-    if xyz_to_camera is None and camera_to_srgb is None:
-        log.warning("%s: no colour matrix in the file (identity will be used)", path.name)
     extra: dict[str, Any] = {
         "reader": "rawpy",
         "libraw_version": ".".join(str(v) for v in rawpy.libraw_version),

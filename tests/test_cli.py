@@ -146,3 +146,19 @@ def test_info_on_bad_input_is_one_line(tmp_path):
     assert r.exit_code == 1
     assert r.output.strip().count("\n") == 0
     assert "x.jpg: this is a JPEG image, not raw sensor data" in r.output
+
+
+def test_truncated_raw_is_one_clean_line_in_a_real_process(tmp_path):
+    """LibRaw writes to the C-level stderr; the command must still print one line."""
+    import subprocess
+    import sys
+
+    cut = tmp_path / "cut.dng"
+    cut.write_bytes(need(CANON_DNG).read_bytes()[:100_000])
+    proc = subprocess.run([sys.executable, "-m", "isplab.cli", "info", str(cut)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ") and "cut.dng: truncated or corrupt raw file" in lines[0]
+    assert "Unexpected end of file" in lines[0]  # LibRaw's own words, kept in the message

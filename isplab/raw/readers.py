@@ -7,8 +7,12 @@ One entry point, :func:`read`. Every failure is a :class:`~isplab.errors.RawRead
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -126,19 +130,47 @@ def _is_dng(path: Path) -> bool:
 # ---------------------------------------------------------------- LibRaw
 
 
+@contextlib.contextmanager
+def _libraw_messages(path: Path):
+    """Capture what LibRaw prints to the C-level stderr ("Unexpected end of file"...) and
+    log it at debug level instead, so a bad file gives one clean error line. Yields a list
+    that holds the captured text once the block has ended."""
+    said: list[str] = []
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # no real stderr (pytest capture, GUI)
+        yield said
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), fd)
+        try:
+            yield said
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read().decode(errors="replace").strip()
+            if text:
+                said.append(text.splitlines()[-1].split(": ", 1)[-1])
+                log.debug("%s: LibRaw says: %s", path.name, text)
+
+
 def _read_libraw(path: Path, cfa, black_level, white_level, bit_depth, wb_gains) -> RawImage:
     import rawpy
 
+    said: list[str] = []
     try:
-        with rawpy.imread(str(path)) as r:
+        with _libraw_messages(path) as said, rawpy.imread(str(path)) as r:
             return _from_rawpy(r, path, cfa, black_level, white_level, bit_depth, wb_gains)
     except rawpy.LibRawFileUnsupportedError as exc:
         what = _sniff(path)
         hint = f" (it looks like {what})" if what else ""
         raise RawReadError(f"not a raw file LibRaw can read{hint}", path) from exc
     except rawpy.LibRawIOError as exc:
-        raise RawReadError("truncated or corrupt raw file (LibRaw: input/output error)",
-                           path) from exc
+        detail = said[-1] if said else "input/output error"
+        raise RawReadError(f"truncated or corrupt raw file (LibRaw: {detail})", path) from exc
     except rawpy.LibRawError as exc:
         msg = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
         raise RawReadError(f"corrupt raw file (LibRaw: {msg})", path) from exc

@@ -31,7 +31,6 @@ from isplab.classic import (
     exposure,
     filmic,
     gamma_curve,
-    gamma_curve_lut,
     gray_world_gains,
     histogram_equalize,
     inverse_smoothstep,
@@ -80,13 +79,17 @@ def to_np(t: torch.Tensor) -> np.ndarray:
 
 
 def np_mosaic(hwc: np.ndarray, pattern: str) -> np.ndarray:
-    """Slow reference mosaic: pick the CFA colour at each pixel (pattern read row by row)."""
+    """Slow reference mosaic: pick the CFA colour at each pixel (pattern read row by row).
+
+    Values are rounded to float32 so that isplab (float32) and the float64 references see
+    the same numbers: Menon's directional decisions can flip on a rounding difference.
+    """
     idx = {"R": 0, "G": 1, "B": 2}
     out = np.empty(hwc.shape[:2])
     for y in range(hwc.shape[0]):
         for x in range(hwc.shape[1]):
             out[y, x] = hwc[y, x, idx[pattern[2 * (y % 2) + x % 2]]]
-    return out
+    return out.astype(np.float32).astype(np.float64)
 
 
 def cpsnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -119,8 +122,8 @@ REFERENCES = {
 
 def test_mosaic_helper_matches_slow_reference(astro):
     for p in BAYER_PATTERNS:
-        m = mosaic(to_t(astro[:10, :12], torch.float64), p)
-        np.testing.assert_array_equal(m[0, 0].numpy(), np_mosaic(astro[:10, :12], p))
+        m = mosaic(to_t(astro[:10, :12]), p)
+        np.testing.assert_array_equal(m[0, 0].double().numpy(), np_mosaic(astro[:10, :12], p))
 
 
 @pytest.mark.parametrize("method", ["bilinear", "malvar2004"])
@@ -220,6 +223,13 @@ def test_demosaic_method_name_case_and_unknown():
         demosaic(torch.rand(1, 3, 8, 8), "RGGB")
 
 
+@pytest.mark.parametrize("method", DEMOSAIC_METHODS)
+@pytest.mark.parametrize("shape", [(1, 4), (5, 1)])
+def test_demosaic_rejects_mosaic_without_a_2x2_block(method, shape):
+    with pytest.raises(InvalidInputError, match="2x2"):
+        demosaic(torch.full((1, 1, *shape), 0.3), "RGGB", method)
+
+
 # ----------------------------------------------------------------------------- levels
 
 
@@ -260,7 +270,8 @@ def test_normalize_levels_known_values():
     torch.testing.assert_close(normalize_levels(at_white, blacks, 1023), torch.ones_like(at_white))
     # BGGR puts B at (0, 0): the black of B (66) must be used there.
     v = normalize_levels(torch.full((1, 1, 2, 2), 100.0), blacks, 1023, "BGGR")
-    expected = torch.tensor([[[[34 / 957, 40 / 963], [38 / 961, 36 / 959]]]])
+    # BGGR: B at (0, 0), G2 (blue row) at (0, 1), G1 (red row) at (1, 0), R at (1, 1)
+    expected = torch.tensor([[[[34 / 957, 38 / 961], [40 / 963, 36 / 959]]]])
     torch.testing.assert_close(v, expected)
     # a single black level
     v = normalize_levels(torch.tensor([[[[512.0, 0.0], [2000.0, 1023.0]]]]), 0, 1024, clip=False)
@@ -281,9 +292,16 @@ def test_normalize_levels_rejects_bad_levels():
 
 
 def cast_grey_scene(cast, shape=(32, 40), seed=3) -> np.ndarray:
-    """A textured grey scene (same value in R, G, B) multiplied by a per-channel cast."""
+    """A textured grey scene (same value in R, G, B) multiplied by a per-channel cast.
+
+    The texture is constant over each 2x2 block, and its top 5 % sit exactly at 0.6, so that
+    the R, G and B samples of any Bayer mosaic of it have the same mean and the same 99th
+    percentile: the known gains are then exact for mosaic and packed input too.
+    """
     rng = np.random.default_rng(seed)
-    lum = 0.05 + 0.6 * rng.random(shape)
+    lum = 0.05 + 0.55 * rng.random((shape[0] // 2, shape[1] // 2))
+    lum[lum > np.quantile(lum, 0.95)] = 0.6
+    lum = np.kron(lum, np.ones((2, 2)))
     return lum[..., None] * np.asarray(cast, dtype=np.float64)
 
 
@@ -315,6 +333,13 @@ def test_white_balance_clip_and_batch_gains():
     clipped = apply_white_balance(x, g, clip=True)
     assert clipped.max().item() == 1.0
     torch.testing.assert_close(clipped[0, 2], torch.full((4, 4), 0.9))
+    # per-image gains on a mosaic batch
+    m = torch.full((2, 1, 4, 4), 0.5)
+    out = apply_white_balance(m, g, cfa="GRBG")
+    # GRBG: R at (0, 1), B at (1, 0), greens on the diagonal
+    torch.testing.assert_close(out[:, 0, 0, 1], torch.tensor([1.0, 0.5]))
+    torch.testing.assert_close(out[:, 0, 1, 0], torch.tensor([0.75, 0.25]))
+    torch.testing.assert_close(out[:, 0, 0, 0], torch.tensor([0.5, 0.5]))
     with pytest.raises(ValueError, match="cfa"):
         apply_white_balance(torch.rand(1, 1, 4, 4), (2, 1, 1.5))
     with pytest.raises(InvalidInputError, match="positive"):
@@ -345,7 +370,7 @@ def test_wb_estimators_ignore_saturated_pixels(estimator):
     cast = (0.5, 1.0, 0.8)
     expected = np.array([[2.0, 1.0, 1.25]])
     scene = cast_grey_scene(cast)
-    scene[:12, :] = 1.0  # a clipped highlight: white in all channels
+    scene[:12, :] = 1.0  # a clipped highlight (even rows): white in all channels
     rgb = to_t(scene)
     np.testing.assert_allclose(estimator(rgb).numpy(), expected, rtol=1e-5)
     m = mosaic(rgb, "GRBG")
@@ -453,13 +478,6 @@ def test_gamma_curve_continuous_at_toe():
         assert torch.diff(y).abs().max().item() < 2 * slope * 1e-6  # no jump in the value
 
 
-def test_gamma_curve_lut_close_to_exact():
-    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(2))
-    for power, slope in ((2.4, 12.92), (2.222, 4.5)):
-        exact = gamma_curve(x.double(), power, slope).float()
-        torch.testing.assert_close(gamma_curve_lut(x, power, slope), exact, atol=1e-5, rtol=0)
-
-
 def test_smoothstep_round_trip(ramp):
     np.testing.assert_allclose(
         smoothstep(ramp).numpy(), 3 * ramp.numpy() ** 2 - 2 * ramp.numpy() ** 3, atol=1e-12
@@ -512,9 +530,21 @@ def test_auto_bright_gain_on_random_data():
 
 
 def test_auto_bright_gain_never_darkens():
-    bright = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    gen = torch.Generator().manual_seed(3)
+    bright = torch.rand(1, 3, 32, 32, generator=gen)
+    bright[..., :4, :] = 1.0  # 12 % clipped: the 99th percentile is 1 already
     assert auto_bright_gain(bright).item() == 1.0
     assert auto_bright_gain(torch.ones(1, 3, 8, 8)).item() == 1.0
+    for scale in (0.05, 0.5, 0.99, 1.0):
+        x = torch.rand(2, 3, 16, 16, generator=gen) * scale
+        assert torch.all(auto_bright_gain(x) >= 1.0)
+
+
+def test_auto_bright_gain_values_above_one():
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(5)) * 0.25
+    x[..., :16, :] = 2.0  # half the pixels above white: the 99th percentile is 2
+    assert auto_bright_gain(x).item() == 1.0
+    assert auto_bright_gain(torch.full((1, 3, 8, 8), 2.0)).item() == 1.0
 
 
 # ----------------------------------------------------------------------------- histogram
@@ -602,7 +632,13 @@ def test_denoise_chroma_only_keeps_luma(astro):
     x = to_t(np.clip(astro[:48, :48] + np.random.default_rng(4).normal(0, 0.03, (48, 48, 3)),
                      0, 1))
     out = denoise(x, 0.05, chroma_only=True)
-    np.testing.assert_allclose(luma601(to_np(out)), luma601(to_np(x)), atol=1e-5)
+    # kornia's ycbcr_to_rgb clips to [0, 1]: where the filtered chroma leaves the RGB gamut
+    # (a few dark, noisy pixels) luma moves a little; everywhere else it is kept exactly.
+    y_out, y_in = luma601(to_np(out)), luma601(to_np(x))
+    inside = ((to_np(out) > 0) & (to_np(out) < 1)).all(axis=-1)
+    assert inside.mean() > 0.95
+    np.testing.assert_allclose(y_out[inside], y_in[inside], atol=1e-5)
+    assert np.abs(y_out - y_in).max() < 1e-2
     assert not torch.allclose(out, x, atol=1e-3)  # chroma did change
     # and on a flat patch the colour noise goes down
     flat = noisy_flat()
@@ -629,7 +665,7 @@ def test_isp_packed_equals_rggb_mosaic(astro, method):
     a = isp(packed, wb_gains=wb, color_matrix=cm)
     b = isp(unpack(packed, "RGGB"), cfa="RGGB", wb_gains=wb, color_matrix=cm)
     assert a.shape == (1, 3, 32, 48)
-    torch.testing.assert_close(a, b, atol=0, rtol=0)
+    torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
     # the cfa argument is ignored for packed input
     torch.testing.assert_close(isp(packed, cfa="BGGR", wb_gains=wb, color_matrix=cm), a)
 
@@ -665,7 +701,7 @@ def test_isp_half_size(astro, pattern):
     assert out.shape == (1, 3, 16, 23)
     p = pack(m, pattern).double()
     rgb = torch.stack([p[:, 0], (p[:, 1] + p[:, 2]) / 2, p[:, 3]], dim=1)
-    torch.testing.assert_close(out.double(), gamma_curve(rgb, 2.4, 12.92), atol=1e-5, rtol=0)
+    torch.testing.assert_close(out.double(), gamma_curve(rgb, 2.4, 12.92), atol=1e-6, rtol=0)
     # odd sizes: the last row/column is dropped
     odd = linear_isp(half_size=True)(m[..., :31, :45], cfa=pattern)
     torch.testing.assert_close(odd, out[..., :15, :22])
@@ -674,7 +710,7 @@ def test_isp_half_size(astro, pattern):
 @pytest.mark.parametrize("method", ["bilinear", "malvar2004"])
 def test_isp_strips_equal_one_pass(astro, method):
     """Inference (no grad) runs in strips of rows: it must equal the single pass."""
-    big = np.concatenate([astro, astro[::-1], astro[:50]], axis=0)[:, :64]  # 306 rows
+    big = np.concatenate([astro, astro[::-1], astro[:49]], axis=0)[:, :64]  # 305 rows
     m = mosaic(to_t(big), "GRBG")
     isp = ClassicISP(demosaic_algorithm=method, user_wb=(1.5, 1.0, 1.2))
     one_pass = isp(m, cfa="GRBG")  # grad enabled: no strips in the linear stages

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from isplab.classic._checks import check_image
-from isplab.raw.cfa import check_pattern, color_masks, packed_offsets
+from isplab.raw.cfa import check_mosaic, check_pattern, color_masks, packed_offsets
 
 DEMOSAIC_METHODS = ("bilinear", "malvar2004", "menon2007")
 
@@ -53,6 +53,11 @@ _MALVAR = (
 )
 
 
+def _check(mosaic: torch.Tensor) -> None:
+    check_image(mosaic, 1, "mosaic")
+    check_mosaic(mosaic)  # at least one 2x2 CFA block
+
+
 def _pad(x: torch.Tensor, p: int) -> torch.Tensor:
     if x.shape[-1] <= p or x.shape[-2] <= p:
         return F.pad(x, (p, p, p, p), mode="replicate")
@@ -69,7 +74,7 @@ def demosaic_bilinear(mosaic: torch.Tensor, cfa: str = "RGGB") -> torch.Tensor:
     Returns:
         ``N x 3 x H x W`` RGB in the mosaic's colour space, not clipped.
     """
-    check_image(mosaic, 1, "mosaic")
+    _check(mosaic)
     masks = color_masks(cfa, mosaic.shape[-2], mosaic.shape[-1], mosaic.device, mosaic.dtype)
     p = _pad(mosaic * masks, 1)  # N x 3 x (H+2) x (W+2), zeros where a colour is missing
     # The kernels as shifted adds (much faster than a grouped conv2d on CPU):
@@ -93,7 +98,7 @@ def demosaic_malvar2004(mosaic: torch.Tensor, cfa: str = "RGGB") -> torch.Tensor
     Returns:
         ``N x 3 x H x W`` RGB, not clipped (the filters can overshoot [0, 1] at edges).
     """
-    check_image(mosaic, 1, "mosaic")
+    _check(mosaic)
     f = F.conv2d(_pad(mosaic, 2), _MALVAR.to(mosaic))  # N x 4 x H x W
     g_at_rb, at_g_row, at_g_col, diag = f.unbind(dim=1)
     m = mosaic[:, 0]
@@ -121,7 +126,7 @@ def demosaic_menon2007(mosaic: torch.Tensor, cfa: str = "RGGB") -> torch.Tensor:
     Runs on the CPU in float64 image by image (it is a NumPy implementation); install the
     ``classical`` extra (``pip install 'isplab[classical]'``) to use it.
     """
-    check_image(mosaic, 1, "mosaic")
+    _check(mosaic)
     try:
         from colour_demosaicing import demosaicing_CFA_Bayer_Menon2007
     except ImportError as exc:  # pragma: no cover - depends on the environment

@@ -43,7 +43,8 @@ def auto_bright_gain(linear_rgb: torch.Tensor, threshold: float = 0.01) -> torch
             img = img[:, ::2, ::2]
         white = 0.0
         for channel in img:
-            hist = torch.histc(channel.float(), bins=bins, min=0.0, max=1.0)
+            # values above 1 count in the top bin (histc would drop them): never darken
+            hist = torch.histc(channel.float().clamp(0.0, 1.0), bins=bins, min=0.0, max=1.0)
             above = torch.flip(torch.cumsum(torch.flip(hist, [0]), 0), [0])  # count >= bin
             over = torch.nonzero(above > threshold * channel.numel())
             idx = int(over.max()) if over.numel() else 0

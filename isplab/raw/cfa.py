@@ -67,7 +67,8 @@ def color_masks(pattern: str, height: int, width: int, device=None, dtype=torch.
     return masks
 
 
-def _check_mosaic(mosaic: torch.Tensor) -> None:
+def check_mosaic(mosaic: torch.Tensor) -> None:
+    """Raise InvalidInputError unless ``mosaic`` is ``N x 1 x H x W`` with H, W >= 2."""
     if not isinstance(mosaic, torch.Tensor):
         raise InvalidInputError(f"expected a torch.Tensor mosaic, got {type(mosaic).__name__}")
     if mosaic.ndim != 4 or mosaic.shape[1] != 1:
@@ -83,7 +84,7 @@ def pack(mosaic: torch.Tensor, pattern: str) -> torch.Tensor:
 
     An odd last row/column is dropped. Values are copied unchanged.
     """
-    _check_mosaic(mosaic)
+    check_mosaic(mosaic)
     h, w = mosaic.shape[-2] // 2 * 2, mosaic.shape[-1] // 2 * 2
     m = mosaic[..., :h, :w]
     return torch.cat([m[:, :, dy::2, dx::2] for dy, dx in packed_offsets(pattern)], dim=1)

@@ -23,7 +23,7 @@ import rawpy
 import torch
 
 from isplab import raw as rawio
-from isplab.classic import ClassicISP
+from isplab.classic import ClassicISP, gray_world_gains
 from isplab.io import to_uint
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -89,8 +89,7 @@ def main() -> None:
             if opts:  # wrap the headerless frame as a DNG both readers take
                 raw = rawio.read(path, **opts)
                 raw.camera_to_srgb = np.eye(3)  # LibRaw applies a matrix anyway: so do we
-                raw.wb_gains = tuple(
-                    float(g) for g in ClassicISP()._estimate_wb(raw.to_tensor(), raw.cfa)[0])
+                raw.wb_gains = tuple(gray_world_gains(raw.to_tensor(), cfa=raw.cfa)[0].tolist())
                 path = rawio.write_dng(Path(tmp) / f"{path.stem}.dng", raw)
             mp = rawio.read(path).megapixels
             speeds = {m: mp / median_time(lambda f=fn, p=path: f(p), args.repeat)

@@ -7,6 +7,7 @@ optional light denoise. Options are named after rawpy's ``postprocess``.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Sequence
 
@@ -303,14 +304,6 @@ class ClassicISP(nn.Module):
 
 
 def _copy_with(isp: ClassicISP, **changes) -> ClassicISP:
-    opts = {
-        k: getattr(isp, k)
-        for k in (
-            "use_camera_wb", "use_auto_wb", "user_wb", "auto_wb_method", "demosaic_algorithm",
-            "half_size", "use_color_matrix", "no_auto_bright", "auto_bright_thr", "bright",
-            "tone", "gamma", "denoise_strength", "adjust_maximum_thr",
-        )
-    }
-    opts.update(changes)
-    return ClassicISP(**opts)
-
+    """A ClassicISP with the same options as ``isp`` except ``changes``."""
+    names = [k for k in inspect.signature(ClassicISP.__init__).parameters if k != "self"]
+    return ClassicISP(**{**{k: getattr(isp, k) for k in names}, **changes})

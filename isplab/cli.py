@@ -193,7 +193,9 @@ def develop(
     inputs: Annotated[list[Path] | None, typer.Argument(
         help="Raw files (DNG, camera raws, .raw, .npy, mosaic PNG/TIFF) or folders.",
         show_default=False)] = None,
-    output: Annotated[Path, typer.Option("-o", "--output", help="Output folder.")] = Path("."),
+    output: Annotated[Path, typer.Option(
+        "-o", "--output", help="Output folder (created if needed).", show_default=False)
+    ] = ...,
     sample: Annotated[bool, typer.Option(
         "--sample", help="Develop the built-in sample (a DNG made from a bundled photo, "
         "written into the output folder).")] = False,

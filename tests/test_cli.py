@@ -96,15 +96,19 @@ def test_batch_goes_on_past_bad_files(tmp_path, sample_dng):
     jpg = bad_dir / "photo.dng"
     cv2.imwrite(str(tmp_path / "p.jpg"), np.zeros((8, 8, 3), np.uint8))
     jpg.write_bytes((tmp_path / "p.jpg").read_bytes())
+    nan = np.full((8, 8), 0.5, np.float32)
+    nan[2, 2] = np.nan
+    np.save(bad_dir / "nan.npy", nan)
     (bad_dir / "good.dng").write_bytes(sample_dng.read_bytes())
     out = tmp_path / "out"
     r = run("develop", bad_dir, tmp_path / "missing.dng", "-o", out)
     assert r.exit_code == 1
     assert (out / "good.png").exists()
     assert sorted(p.name for p in out.iterdir()) == ["good.png"]
-    assert "1 developed, 4 failed" in r.output
+    assert "1 developed, 5 failed" in r.output
     for expected in ("empty.dng: empty file", "cut.dng: truncated or corrupt",
-                     "photo.dng: this is a JPEG image", "missing.dng: no such file"):
+                     "photo.dng: this is a JPEG image", "missing.dng: no such file",
+                     "nan.npy: data contains 1 NaN"):
         assert expected in r.output
     assert "Traceback" not in r.output
 

@@ -32,7 +32,7 @@ from isplab.raw.image import RawImage
 log = logging.getLogger(__name__)
 
 TONE_CURVES = ("none", "smoothstep", "filmic")
-_STRIP_ROWS = 64  # rows per strip for inference (even, so the CFA phase is kept)
+_STRIP_ROWS = 128  # rows per strip for inference (even, so the CFA phase is kept)
 AUTO_WB_METHODS = ("gray_world", "white_patch")
 
 

@@ -99,7 +99,11 @@ def gamma_curve(x: torch.Tensor, power: float = 2.4, slope: float = 12.92) -> to
         return x.clamp(0.0, 1.0)
     threshold, expo, offset = _gamma_params(float(power), float(slope))
     x = x.clamp(0.0, 1.0)
-    curve = (1 + offset) * x.clamp(min=threshold if threshold > 0 else 1e-12) ** expo - offset
+    curve = x.clamp(min=threshold if threshold > 0 else 1e-12)
+    if curve.requires_grad:
+        curve = (1 + offset) * curve**expo - offset
+    else:  # in place: fewer temporaries on the inference path
+        curve = curve.pow_(expo).mul_(1 + offset).sub_(offset)
     if threshold <= 0:
         return curve
     return torch.where(x < threshold, x * slope, curve)

@@ -13,6 +13,7 @@ linear layers from the installed ``torchmetrics`` package data (``lpips_models/{
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import torch
@@ -41,16 +42,13 @@ def lpips_linear_weights(net: str, path: str | Path | None = None) -> list[torch
     if net not in NETS:
         raise IsplabError(f"unknown LPIPS net {net!r}; choose from {', '.join(NETS)}")
     if path is None:
-        try:
-            from importlib.resources import files
-
-            res = files("torchmetrics.functional.image") / "lpips_models" / f"{net}.pth"
-        except ModuleNotFoundError as exc:
+        # locate torchmetrics' package data without importing torchmetrics
+        spec = importlib.util.find_spec("torchmetrics")
+        if spec is None or spec.origin is None:
             raise IsplabError(
                 "LPIPS needs its linear-layer weights from torchmetrics' package data: "
-                "pip install 'isplab[metrics]' (plain torchmetrics, not torchmetrics[image])"
-            ) from exc
-        path = Path(str(res))
+                "pip install 'isplab[metrics]' (plain torchmetrics, not torchmetrics[image])")
+        path = Path(spec.origin).parent / "functional" / "image" / "lpips_models" / f"{net}.pth"
     path = Path(path)
     if not path.is_file():
         raise IsplabError("LPIPS linear-layer weights not found", path)

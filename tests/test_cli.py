@@ -166,3 +166,56 @@ def test_truncated_raw_is_one_clean_line_in_a_real_process(tmp_path):
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("error: ") and "cut.dng: truncated or corrupt raw file" in lines[0]
     assert "Unexpected end of file" in lines[0]  # LibRaw's own words, kept in the message
+
+
+def _kodak_pair(tmp_path):
+    from tests.conftest import DATA
+
+    src = need(DATA / "kodak24")
+    ref, res = tmp_path / "ref", tmp_path / "res"
+    ref.mkdir(), res.mkdir()
+    for name in ("kodim01.png", "kodim02.png"):
+        im = cv2.imread(str(src / name))[:200, :240]
+        cv2.imwrite(str(ref / name), im)
+        cv2.imwrite(str(res / name), cv2.GaussianBlur(im, (5, 5), 1.0))
+    return res, ref
+
+
+def test_metrics_folders_and_json(tmp_path):
+    import torch
+
+    from isplab.io import read_image
+    from isplab.metrics import psnr, ssim
+
+    res, ref = _kodak_pair(tmp_path)
+    (res / "extra.png").write_bytes((res / "kodim01.png").read_bytes())  # no reference
+    out_json = tmp_path / "m.json"
+    r = run("metrics", res, ref, "--metrics", "psnr,ssim", "--json", out_json)
+    assert r.exit_code == 1  # the unmatched file is reported...
+    assert "extra.png: no reference named extra" in r.output
+    data = json.loads(out_json.read_text())  # ...and the matched pairs are still scored
+    assert sorted(data["per_image"]) == ["kodim01.png", "kodim02.png"]
+    x, y = read_image(res / "kodim02.png"), read_image(ref / "kodim02.png")
+    assert data["per_image"]["kodim02.png"]["psnr"] == pytest.approx(float(psnr(x, y)[0]),
+                                                                    rel=1e-6)
+    assert data["per_image"]["kodim02.png"]["ssim"] == pytest.approx(float(ssim(x, y)[0]),
+                                                                    rel=1e-6)
+    vals = [v["psnr"] for v in data["per_image"].values()]
+    assert data["summary"]["psnr"]["mean"] == pytest.approx(float(torch.tensor(vals).mean()))
+
+
+def test_metrics_list_and_bad_names(tmp_path):
+    r = run("metrics", "--list")
+    assert r.exit_code == 0 and "lpips_alex" in r.stdout and "deltae2000" in r.stdout
+    res, ref = _kodak_pair(tmp_path)
+    r = run("metrics", res, ref, "--metrics", "psnr,nope")
+    assert r.exit_code != 0 and "unknown metric 'nope'" in r.output
+
+
+def test_metrics_lpips_without_weights_says_what_to_get(tmp_path, monkeypatch):
+    monkeypatch.setenv("ISPLAB_WEIGHTS_DIR", str(tmp_path / "none"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
+    res, ref = _kodak_pair(tmp_path)
+    r = run("metrics", res / "kodim01.png", ref / "kodim01.png", "--metrics", "lpips_alex")
+    assert r.exit_code == 1
+    assert "alexnet-owt-7be5be79.pth" in r.output and "Traceback" not in r.output

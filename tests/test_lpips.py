@@ -96,3 +96,16 @@ def test_errors(tmp_path, weights_dir, monkeypatch):
     x[0, 0, 0, 0] = float("nan")
     with pytest.raises(InvalidInputError, match="NaN"):
         model(x, x)
+
+
+def test_registered_lpips_metric(weights_dir):
+    from isplab.metrics import create_metric, list_metrics
+
+    assert {"lpips_alex", "lpips_vgg"} <= set(list_metrics())
+    metric = create_metric("lpips_alex", weights=weights_dir, border=4)
+    assert metric.higher_is_better is False
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(2, 3, 72, 72, generator=g)
+    y = (x + 0.05 * torch.randn(2, 3, 72, 72, generator=g)).clamp(0, 1)
+    direct = LPIPS("alex", weights=weights_dir)(x[..., 4:-4, 4:-4], y[..., 4:-4, 4:-4])
+    assert torch.allclose(metric(x, y), direct, rtol=1e-5)

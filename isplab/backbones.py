@@ -131,10 +131,14 @@ def build_backbone(name: str) -> Backbone:
 def find_weights(name: str, weights: str | Path | None = None) -> Path | None:
     """Where the torchvision checkpoint for ``name`` is, or None (see the module docstring)."""
     spec = SPECS[name]
-    candidates: list[Path] = []
-    if weights is not None:
+    if weights is not None:  # an explicit choice is used or refused, never replaced
         w = Path(weights)
-        candidates.append(w / spec.filename if w.is_dir() else w)
+        path = w / spec.filename if w.is_dir() else w
+        if not path.is_file():
+            raise IsplabError(f"no {name} weights at {weights} (expected the torchvision file "
+                              f"{spec.filename})")
+        return path
+    candidates: list[Path] = []
     env = os.environ.get("ISPLAB_WEIGHTS_DIR")
     if env:
         candidates.append(Path(env) / spec.filename)
@@ -142,9 +146,6 @@ def find_weights(name: str, weights: str | Path | None = None) -> Path | None:
     for c in candidates:
         if c.is_file():
             return c
-    if weights is not None:
-        raise IsplabError(f"no {name} weights at {weights} (expected the torchvision file "
-                          f"{spec.filename})")
     return None
 
 

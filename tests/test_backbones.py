@@ -94,3 +94,10 @@ def test_wrong_or_corrupt_checkpoint(tmp_path):
 def test_random_init_for_smoke_runs():
     model = load_backbone("vgg16", random_init=True)
     assert not model.training
+
+
+def test_explicit_path_is_never_replaced_by_another_copy(tmp_path, monkeypatch):
+    _fake_checkpoint("vgg16", tmp_path / SPECS["vgg16"].filename)
+    monkeypatch.setenv("ISPLAB_WEIGHTS_DIR", str(tmp_path))
+    with pytest.raises(IsplabError, match="no vgg16 weights at"):
+        load_backbone("vgg16", weights=tmp_path / "elsewhere" / "mine.pth")

@@ -95,8 +95,7 @@ class Metric(nn.Module):
         self.input_shape = spec.input_shape
         self.colour_space = spec.colour_space
         self.options = dict(options)
-        self.data_range = self.options.get("data_range", 1.0 if "border" in spec.defaults
-                                           else None)
+        self.data_range = self.options.get("data_range")  # None: the metric takes none
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-image values (tensor of N); ``x`` the result, ``y`` the reference."""

@@ -1,0 +1,1 @@
+"""Datasets, patch sampling with CFA-aware augmentation, and phone/DSLR alignment."""

@@ -1,0 +1,33 @@
+"""The model zoo: learned ISPs behind one registry.
+
+``create_model(name, **config)``, ``list_models()``, ``model_info(name)``. Every model maps
+packed raw ``N x 4 x h x w`` (R, G1, G2, B, black-level subtracted, [0, 1]) to sRGB
+``N x 3 x 2h x 2w`` in [0, 1] unless its registry entry says otherwise; sizes that are not
+a multiple of the model's stride are padded (reflect) and cropped back inside the model.
+Model cards: ``docs/models/<name>.md``.
+"""
+
+import importlib
+import pkgutil
+
+from isplab.models.registry import (
+    ModelEntry,
+    count_parameters,
+    create_model,
+    list_models,
+    model_info,
+    register_model,
+)
+from isplab.models.weights import load_model, load_weights, read_weights_meta, save_weights
+
+_INFRA = {"registry", "common", "weights", "export"}
+
+# every other module in this package is a model family: importing it registers its models
+for _mod in pkgutil.iter_modules(__path__):
+    if _mod.name not in _INFRA and not _mod.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_mod.name}")
+
+__all__ = [
+    "ModelEntry", "count_parameters", "create_model", "list_models", "model_info",
+    "register_model", "load_model", "load_weights", "read_weights_meta", "save_weights",
+]

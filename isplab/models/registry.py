@@ -1,0 +1,188 @@
+"""The model registry: :func:`register_model`, :func:`create_model`, :func:`list_models`,
+:func:`model_info`.
+
+A model family registers one *builder* per variant name with the variant's default config
+(timm's ``@register_model`` pattern): variants are config dicts, not copied classes::
+
+    @register_model("pynet", paper="Ignatov et al., CVPR-W 2020", stride=32)
+    def pynet(**config) -> nn.Module:
+        return PyNET(**config)
+
+    @register_model("pynet_small", paper=..., defaults={"width": 16})
+    ...
+
+The public contract of every registered model (unless ``input_space`` says otherwise):
+packed raw ``N x 4 x h x w`` in R, G1, G2, B order, black-level subtracted, in [0, 1]
+-> sRGB ``N x 3 x 2h x 2w`` in [0, 1] (``output_scale`` = 2).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from isplab.errors import InvalidInputError
+
+CARDS_DIR = Path(__file__).resolve().parents[2] / "docs" / "models"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """What the registry knows about one model name."""
+
+    name: str
+    builder: Callable[..., nn.Module]
+    description: str
+    paper: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+    input_space: str = "packed_raw"  # or "srgb", "linear_rgb", "mosaic"
+    output_space: str = "srgb"
+    output_scale: int = 2  # output side / input side
+    stride: int = 1  # inputs are padded to a multiple of this inside the model
+    card: str = ""  # docs/models/<card>.md
+    public: bool = True  # False: a building block (discriminator) rather than an ISP
+
+
+_MODELS: dict[str, ModelEntry] = {}
+
+
+def register_model(
+    name: str,
+    *,
+    paper: str,
+    description: str = "",
+    defaults: dict[str, Any] | None = None,
+    input_space: str = "packed_raw",
+    output_space: str = "srgb",
+    output_scale: int = 2,
+    stride: int = 1,
+    card: str | None = None,
+    public: bool = True,
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator: register ``builder(**config) -> nn.Module`` as ``name``.
+
+    ``defaults`` are merged under the caller's config in :func:`create_model`; the
+    description defaults to the first line of the builder's docstring.
+    """
+
+    def deco(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _MODELS and _MODELS[name].builder is not builder:
+            raise ValueError(f"model {name!r} is registered twice")
+        doc = (inspect.getdoc(builder) or "").strip().splitlines()
+        _MODELS[name] = ModelEntry(
+            name=name,
+            builder=builder,
+            description=description or (doc[0] if doc else name),
+            paper=paper,
+            defaults=dict(defaults or {}),
+            input_space=input_space,
+            output_space=output_space,
+            output_scale=output_scale,
+            stride=stride,
+            card=card or name,
+            public=public,
+        )
+        return builder
+
+    return deco
+
+
+def _ensure_loaded() -> None:
+    # importing the package imports every model file, which registers its models
+    import isplab.models  # noqa: F401
+
+
+def _entry(name: str) -> ModelEntry:
+    _ensure_loaded()
+    if name not in _MODELS:
+        raise InvalidInputError(f"unknown model {name!r}; choose from {', '.join(sorted(_MODELS))}")
+    return _MODELS[name]
+
+
+def list_models(include_private: bool = True) -> dict[str, str]:
+    """Registered model names -> one-line description (sorted by name).
+
+    ``include_private=False`` leaves out building blocks such as discriminators.
+    """
+    _ensure_loaded()
+    return {
+        n: e.description
+        for n, e in sorted(_MODELS.items())
+        if include_private or e.public
+    }
+
+
+def create_model(name: str, weights: str | Path | None = None, **config: Any) -> nn.Module:
+    """Build the model registered as ``name`` with its defaults updated by ``config``.
+
+    Args:
+        name: a name from :func:`list_models`.
+        weights: optional safetensors file to load (see :func:`isplab.models.load_weights`).
+        **config: constructor options of the model.
+
+    Raises:
+        InvalidInputError: unknown name or options the model does not take.
+    """
+    entry = _entry(name)
+    opts = {**entry.defaults, **config}
+    try:
+        model = entry.builder(**opts)
+    except TypeError as exc:
+        raise InvalidInputError(f"bad options for model {name!r}: {exc}") from exc
+    model.isplab_name = name  # type: ignore[attr-defined]
+    model.isplab_config = opts  # type: ignore[attr-defined]
+    if weights is not None:
+        from isplab.models.weights import load_weights
+
+        load_weights(model, weights)
+    return model
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (all, or only those with ``requires_grad``)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def model_info(name: str, **config: Any) -> dict[str, Any]:
+    """Facts about a model: description, paper, contract, default config, parameter count.
+
+    The parameter count is taken from a model built on the ``meta`` device (no memory).
+    """
+    entry = _entry(name)
+    opts = {**entry.defaults, **config}
+    with torch.device("meta"):
+        model = entry.builder(**opts)
+    card = CARDS_DIR / f"{entry.card}.md"
+    return {
+        "name": entry.name,
+        "description": entry.description,
+        "paper": entry.paper,
+        "input": entry.input_space,
+        "output": entry.output_space,
+        "output_scale": entry.output_scale,
+        "stride": entry.stride,
+        "config": opts,
+        "parameters": count_parameters(model),
+        "card": str(card) if card.exists() else None,
+        "public": entry.public,
+    }
+
+
+def gflops_per_megapixel(model: nn.Module, input_hw: tuple[int, int] = (128, 128),
+                         channels: int = 4, output_scale: int = 2) -> float:
+    """GFLOPs (multiply-add = 2 FLOPs, as ``torch.utils.flop_counter`` counts) per megapixel
+    of *output*, measured with a forward pass on ``1 x channels x H x W`` zeros."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.zeros(1, channels, *input_hw)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model.eval()(x)
+    out_mp = input_hw[0] * input_hw[1] * output_scale**2 / 1e6
+    return counter.get_total_flops() / 1e9 / out_mp

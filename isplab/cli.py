@@ -468,6 +468,23 @@ def metrics(
         raise typer.Exit(1)
 
 
+def _register_command_modules() -> None:
+    """Register each ``isplab/commands/<verb>.py``'s ``command`` as ``isplab <verb>``."""
+    import importlib
+    import pkgutil
+
+    import isplab.commands as pkg
+
+    for mod in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+        if mod.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{pkg.__name__}.{mod.name}")
+        app.command(mod.name.replace("_", "-"))(module.command)
+
+
+_register_command_modules()
+
+
 def main() -> None:
     """Console entry point."""
     try:

@@ -18,6 +18,7 @@ packed raw ``N x 4 x h x w`` in R, G1, G2, B order, black-level subtracted, in [
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -122,17 +123,26 @@ def create_model(name: str, weights: str | Path | None = None, **config: Any) ->
     """Build the model registered as ``name`` with its defaults updated by ``config``.
 
     Args:
-        name: a name from :func:`list_models`.
+        name: a name from :func:`list_models`, or ``"module:builder"`` for a model of one's
+            own (``builder(**config) -> nn.Module``; used by recipes and ``load_model``).
         weights: optional safetensors file to load (see :func:`isplab.models.load_weights`).
         **config: constructor options of the model.
 
     Raises:
         InvalidInputError: unknown name or options the model does not take.
     """
-    entry = _entry(name)
-    opts = {**entry.defaults, **config}
+    if ":" in name:
+        module, attr = name.split(":", 1)
+        try:
+            builder = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise InvalidInputError(f"cannot import model {name!r}: {exc}") from exc
+        opts = dict(config)
+    else:
+        entry = _entry(name)
+        builder, opts = entry.builder, {**entry.defaults, **config}
     try:
-        model = entry.builder(**opts)
+        model = builder(**opts)
     except TypeError as exc:
         raise InvalidInputError(f"bad options for model {name!r}: {exc}") from exc
     model.isplab_name = name  # type: ignore[attr-defined]

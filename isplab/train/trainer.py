@@ -1,0 +1,682 @@
+"""The trainer: runs a recipe (see :mod:`isplab.train.recipe`); it knows no paper.
+
+Features: staged schedules (PyNET levels: per-stage losses, forward kwargs, target scale,
+fresh optimiser), GAN generator/discriminator alternation, mixed precision on CUDA, gradient
+clipping, EMA, LR schedulers, atomic checkpoints with exact resume, non-finite-loss
+skipping, CSV + TensorBoard logs, validation with :mod:`isplab.metrics`, and DDP under
+``torchrun`` (gloo on CPU, NCCL on GPU; only rank 0 writes).
+
+Exact resume: data order comes from a sampler that is a pure function of (seed, stage,
+position) and each item's randomness from (seed, epoch, index) (the datasets'
+``set_epoch``), the RNG states are checkpointed, so a resumed run repeats the uninterrupted
+run's losses bit for bit on the same machine.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import hashlib
+import importlib
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from isplab.errors import InvalidInputError, IsplabError
+from isplab.losses import CompositeLoss, create_loss
+from isplab.metrics import create_metric
+from isplab.models import create_model, save_weights
+from isplab.train import checkpoint as ck
+from isplab.train.recipe import stages_of
+
+log = logging.getLogger("isplab.train")
+
+
+class TrainingError(IsplabError):
+    """The run cannot go on (non-finite losses, mismatched shapes, bad data)."""
+
+
+# --- distributed ---------------------------------------------------------------------------
+
+
+def dist_env() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from torchrun's environment (1 process: 0, 1, 0)."""
+    return (int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+            int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def _is_dist() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+# --- data ----------------------------------------------------------------------------------
+
+
+def build_dataset(spec: Mapping[str, Any]) -> Dataset:
+    """A dataset from a recipe's ``data.train``/``data.val`` entry.
+
+    ``dataset`` is a name from :func:`isplab.data.list_datasets` or ``"module:Class"`` (a
+    user's own dataset); ``args`` its keyword arguments.
+    """
+    name = spec.get("dataset")
+    args = dict(spec.get("args") or {})
+    if not name:
+        raise InvalidInputError("data entry names no dataset")
+    if ":" in name:
+        module, cls = name.split(":", 1)
+        try:
+            factory = getattr(importlib.import_module(module), cls)
+        except (ImportError, AttributeError) as exc:
+            raise InvalidInputError(f"cannot import dataset {name!r}: {exc}") from exc
+        return factory(**args)
+    from isplab.data import create_dataset
+
+    return create_dataset(name, **args)
+
+
+def create_model_from_spec(spec: Mapping[str, Any]) -> nn.Module:
+    """A model from a recipe's ``model`` (or ``gan.discriminator``) entry."""
+    return create_model(str(spec.get("name")), **dict(spec.get("config") or {}))
+
+
+class EpochIndexed(Dataset):
+    """Wraps a dataset so that an ``(epoch, index)`` key sets the epoch before reading, in
+    whichever worker reads it (the item's randomness then depends on the key only)."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]):
+        epoch, index = key
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+        return self.dataset[index]
+
+
+class StepSampler(Sampler):
+    """An endless stream of ``(epoch, index)`` keys: a fresh permutation of the dataset per
+    epoch seeded by ``(seed, epoch)``, sharded across ranks, starting ``start`` keys in.
+
+    Skipping to ``start`` is arithmetic (no data is read), which makes resume cheap.
+    """
+
+    def __init__(self, n: int, seed: int, start: int = 0, rank: int = 0, world: int = 1,
+                 shuffle: bool = True):
+        if n <= 0:
+            raise InvalidInputError("the training dataset is empty")
+        self.n, self.seed, self.start = n, seed, start
+        self.rank, self.world, self.shuffle = rank, world, shuffle
+        self.per_rank = math.ceil(n / world)
+
+    def _epoch_keys(self, epoch: int) -> list[int]:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            perm = torch.randperm(self.n, generator=g).tolist()
+        else:
+            perm = list(range(self.n))
+        perm += perm[: self.per_rank * self.world - self.n]  # equal shards
+        return perm[self.rank :: self.world]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch, offset = divmod(self.start, self.per_rank)
+        while True:
+            for index in self._epoch_keys(epoch)[offset:]:
+                yield epoch, index
+            epoch, offset = epoch + 1, 0
+
+
+def _seed_worker(worker_id: int) -> None:  # numpy/python RNG per worker, from torch's seed
+    import random
+
+    import numpy as np
+
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+# --- pieces --------------------------------------------------------------------------------
+
+
+class EMA:
+    """Exponential moving average of a model's parameters (buffers are copied)."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = float(decay)
+        self.module = copy.deepcopy(model).eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for e, p in zip(self.module.parameters(), model.parameters(), strict=True):
+            e.lerp_(p.detach(), 1.0 - self.decay)
+        for e, b in zip(self.module.buffers(), model.buffers(), strict=True):
+            e.copy_(b)
+
+
+def build_optimizer(params, spec: Mapping[str, Any]) -> torch.optim.Optimizer:
+    opts = {k: v for k, v in spec.items() if k != "name"}
+    name = str(spec.get("name", "adam")).lower()
+    if "betas" in opts:
+        opts["betas"] = tuple(opts["betas"])
+    table = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+    if name not in table:
+        raise InvalidInputError(f"unknown optimizer {name!r}; choose from {sorted(table)}")
+    try:
+        return table[name](params, **opts)
+    except TypeError as exc:
+        raise InvalidInputError(f"bad optimizer options {opts}: {exc}") from exc
+
+
+def build_scheduler(opt: torch.optim.Optimizer, spec: Mapping[str, Any], steps: int):
+    """LR scheduler stepped once per training step (None for ``name: none``)."""
+    name = str(spec.get("name", "none")).lower()
+    opts = {k: v for k, v in spec.items() if k != "name"}
+    S = torch.optim.lr_scheduler
+    try:
+        if name == "none":
+            return None
+        if name == "cosine":
+            return S.CosineAnnealingLR(opt, T_max=opts.get("t_max", steps),
+                                       eta_min=opts.get("eta_min", 0.0))
+        if name == "step":
+            return S.StepLR(opt, step_size=opts["step_size"], gamma=opts.get("gamma", 0.1))
+        if name == "multistep":
+            return S.MultiStepLR(opt, milestones=list(opts["milestones"]),
+                                 gamma=opts.get("gamma", 0.1))
+        if name == "exponential":
+            return S.ExponentialLR(opt, gamma=opts["gamma"])
+    except KeyError as exc:
+        raise InvalidInputError(f"scheduler {name!r} needs option {exc}") from exc
+    raise InvalidInputError(f"unknown scheduler {name!r}; choose from none, cosine, step, "
+                            "multistep, exponential")
+
+
+def resize_target(target: torch.Tensor, scale: float) -> torch.Tensor:
+    """The target at ``scale`` (PyNET levels): area-like antialiased bilinear resize."""
+    if scale == 1.0:
+        return target
+    h, w = target.shape[-2:]
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    return F.interpolate(target, size=size, mode="bilinear", align_corners=False,
+                         antialias=True)
+
+
+def to_discriminator_input(x: torch.Tensor, mode: str) -> torch.Tensor:
+    if mode == "gray":  # DPED: the discriminator judges texture, not colour
+        w = x.new_tensor([0.2989, 0.5870, 0.1140]).view(1, 3, 1, 1)
+        return (x * w).sum(1, keepdim=True).expand(-1, 3, -1, -1)
+    return x
+
+
+def two_class_to_logit(out: torch.Tensor) -> torch.Tensor:
+    """A 2-way softmax discriminator (DPED: class 1 = real) as one real-vs-fake logit."""
+    if out.ndim == 2 and out.shape[1] == 2:
+        return out[:, 1] - out[:, 0]
+    return out
+
+
+def param_checksum(model: nn.Module) -> str:
+    h = hashlib.sha256()
+    for _, p in sorted(model.state_dict().items()):
+        h.update(p.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+# --- the trainer ---------------------------------------------------------------------------
+
+
+class Trainer:
+    """Runs one recipe into a run directory.
+
+    Args:
+        recipe: a resolved recipe (:func:`isplab.train.load_recipe`).
+        out: the run directory (``recipe.yaml``, ``train_log.csv``, ``val_log.csv``,
+            ``checkpoints/``, ``model.safetensors``, ``summary.json``).
+        resume: continue from the newest complete checkpoint in ``out``.
+        progress: show a rich progress bar (rank 0 only).
+    """
+
+    def __init__(self, recipe: dict[str, Any], out: str | Path, resume: bool = False,
+                 progress: bool = True, console=None):
+        self.recipe = recipe
+        self.out = Path(out)
+        self.resume = resume
+        self.progress = progress
+        self.console = console
+        self.cfg = recipe["train"]
+        self.rank, self.world, self.local_rank = dist_env()
+        self.stages = stages_of(recipe)
+        self.total_steps = sum(s["steps"] for s in self.stages)
+
+    # -- setup --
+    def _setup_device(self) -> None:
+        want = str(self.cfg.get("device", "auto"))
+        if want == "auto":
+            want = "cuda" if torch.cuda.is_available() else "cpu"
+        if want.startswith("cuda") and not torch.cuda.is_available():
+            raise InvalidInputError("train.device is cuda but no CUDA device is available")
+        if want == "cuda" and self.world > 1:
+            want = f"cuda:{self.local_rank}"
+        self.device = torch.device(want)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        if self.world > 1 and not _is_dist():
+            backend = "nccl" if self.device.type == "cuda" else "gloo"
+            torch.distributed.init_process_group(backend=backend)
+        amp = str(self.cfg.get("amp", "auto")).lower()
+        if amp == "auto":
+            amp = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") \
+                if self.device.type == "cuda" else "off"
+        if amp not in ("off", "bf16", "fp16"):
+            raise InvalidInputError(f"train.amp must be auto, off, bf16 or fp16, not {amp!r}")
+        if amp == "fp16" and self.device.type != "cuda":
+            raise InvalidInputError("fp16 autocast needs CUDA; use amp: bf16 or off on CPU")
+        self.amp = amp
+        self.scaler = torch.amp.GradScaler("cuda", enabled=(amp == "fp16"))
+        if self.cfg.get("deterministic", True):
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            if self.device.type == "cuda":
+                torch.backends.cudnn.benchmark = False
+                os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+    def _autocast(self):
+        if self.amp == "off":
+            return nullcontext()
+        dtype = torch.bfloat16 if self.amp == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def _build(self) -> None:
+        r = self.recipe
+        torch.manual_seed(int(r["seed"]))
+        self.model = create_model_from_spec(r["model"])
+        self.model.to(self.device)
+        self.ddp_model = self.model
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp_model = DDP(self.model, device_ids=ids, find_unused_parameters=True)
+        self.ema = EMA(self.model, self.cfg["ema"]) if self.cfg.get("ema") else None
+        self.gan = r.get("gan")
+        self.disc = None
+        if self.gan:
+            d = self.gan["discriminator"]
+            self.disc = create_model_from_spec(d).to(self.device)
+            self.ddp_disc = self.disc
+            if self.world > 1:
+                from torch.nn.parallel import DistributedDataParallel as DDP
+
+                ids = [self.device.index] if self.device.type == "cuda" else None
+                self.ddp_disc = DDP(self.disc, device_ids=ids)
+            self.adv = create_loss(self.gan.get("loss", "gan")).to(self.device)
+        self.train_set = build_dataset(r["data"]["train"])
+        self.val_set = build_dataset(r["data"]["val"]) if r["data"].get("val") else None
+        metric_names = list(self.cfg.get("metrics") or [])
+        best = str(self.cfg.get("best_metric") or "").lstrip("-")
+        if best and best not in metric_names:
+            metric_names.append(best)
+        self.metrics = {m: create_metric(m) for m in metric_names}
+
+    def _stage_objects(self, stage_index: int) -> None:
+        st = self.stages[stage_index]
+        self.stage = st
+        self.loss_fn = CompositeLoss(st["losses"], **(self.recipe.get("loss_options") or {}))
+        self.loss_fn.to(self.device)
+        self.opt = build_optimizer(self.model.parameters(), st["optimizer"])
+        self.sched = build_scheduler(self.opt, st["scheduler"], st["steps"])
+        if self.disc is not None:
+            self.d_opt = build_optimizer(self.disc.parameters(),
+                                         {**st["optimizer"], **(self.gan.get("optimizer") or {})})
+
+    def _loader(self, stage_index: int, done_in_stage: int) -> Iterator[dict]:
+        spec = self.recipe["data"]["train"]
+        bs = int(self.stage["batch_size"] or spec.get("batch_size", 8))
+        workers = int(spec.get("workers", 0))
+        sampler = StepSampler(len(self.train_set), seed=int(self.recipe["seed"]) + 7919 *
+                              stage_index, start=done_in_stage * bs, rank=self.rank,
+                              world=self.world)
+        loader = DataLoader(EpochIndexed(self.train_set), batch_size=bs, sampler=sampler,
+                            num_workers=workers, pin_memory=self.device.type == "cuda",
+                            worker_init_fn=_seed_worker, drop_last=False)
+        return iter(loader)
+
+    # -- state --
+    def _state(self, stage_index: int, done_in_stage: int, step: int) -> dict[str, Any]:
+        state = {
+            "step": step, "stage": stage_index, "stage_step": done_in_stage,
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict() if self.sched else None,
+            "scaler": self.scaler.state_dict(), "rng": ck.rng_state(),
+            "skipped": self.skipped, "best": self.best,
+        }
+        if self.disc is not None:
+            state["d_optimizer"] = self.d_opt.state_dict()
+        return state
+
+    def _modules(self) -> dict[str, nn.Module]:
+        mods = {"model": self.model}
+        if self.ema is not None:
+            mods["ema"] = self.ema.module
+        if self.disc is not None:
+            mods["discriminator"] = self.disc
+        return mods
+
+    def _save(self, stage_index: int, done_in_stage: int, step: int, metrics=None) -> Path:
+        ckpt_dir = self.out / "checkpoints"
+        path = ck.save_checkpoint(ckpt_dir, step, self._modules(),
+                                  self._state(stage_index, done_in_stage, step),
+                                  {"recipe": self.recipe["name"], "metrics": metrics or {}})
+        ck.prune_checkpoints(ckpt_dir, int(self.cfg.get("keep_last", 3)))
+        return path
+
+    def _restore(self, step_dir: Path) -> tuple[int, int, int]:
+        for stem, module in self._modules().items():
+            ck.load_module_file(module, step_dir / f"{stem}.safetensors")
+        state = ck.load_state(step_dir)
+        self._stage_objects(int(state["stage"]))
+        self.opt.load_state_dict(state["optimizer"])
+        if self.sched is not None and state.get("scheduler"):
+            self.sched.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        if self.disc is not None:
+            self.d_opt.load_state_dict(state["d_optimizer"])
+        ck.set_rng_state(state["rng"])
+        self.skipped = int(state["skipped"])
+        self.best = state["best"]
+        return int(state["step"]), int(state["stage"]), int(state["stage_step"])
+
+    # -- logs --
+    def _loss_keys(self) -> list[str]:
+        keys: list[str] = []
+        for st in self.stages:
+            for k in st["losses"]:
+                if k not in keys:
+                    keys.append(k)
+        if self.gan:
+            keys.append("d_loss")
+        return keys
+
+    def _open_logs(self, resumed_step: int) -> None:
+        self.train_csv = self.out / "train_log.csv"
+        self.val_csv = self.out / "val_log.csv"
+        header = ["step", "stage", "lr", "loss", *self._loss_keys(), "skipped", "seconds"]
+        self.csv_header = header
+        for path in (self.train_csv, self.val_csv):
+            if path.exists():  # keep rows up to the checkpoint a resume starts from
+                rows = list(csv.reader(path.open()))
+                keep = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= resumed_step]
+                with path.open("w", newline="") as f:
+                    csv.writer(f).writerows(keep)
+        if not self.train_csv.exists():
+            with self.train_csv.open("w", newline="") as f:
+                csv.writer(f).writerow(header)
+        self.tb = None
+        if self.cfg.get("tensorboard", True):
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(self.out / "tensorboard"))
+            except (ImportError, ModuleNotFoundError):
+                log.debug("tensorboard not installed: CSV logs only")
+
+    def _log_train(self, step: int, loss: float, terms: dict[str, float], seconds: float) -> None:
+        row = [step, self.stage["name"], f"{self.opt.param_groups[0]['lr']:.6g}", repr(loss)]
+        row += [repr(terms[k]) if k in terms else "" for k in self.csv_header[4:-2]]
+        row += [self.skipped, f"{seconds:.3f}"]
+        with self.train_csv.open("a", newline="") as f:
+            csv.writer(f).writerow(row)
+        if self.tb is not None:
+            self.tb.add_scalar("train/loss", loss, step)
+            for k, v in terms.items():
+                self.tb.add_scalar(f"train/{k}", v, step)
+
+    # -- steps --
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.ddp_model(x, **self.stage["forward"])
+
+    def _train_step(self, batch: dict, step: int) -> tuple[float, dict[str, float]] | None:
+        spec = self.recipe["data"]["train"]
+        x = batch[spec.get("input_key", "raw")].to(self.device, non_blocking=True)
+        y = batch[spec.get("target_key", "target")].to(self.device, non_blocking=True)
+        y = resize_target(y, self.stage["target_scale"])
+        self.ddp_model.train()
+        with self._autocast():
+            pred = self._forward(x)
+        pred = pred.float()
+        if pred.shape != y.shape:
+            raise TrainingError(
+                f"stage {self.stage['name']}: model output {tuple(pred.shape)} does not match "
+                f"the target {tuple(y.shape)} (check target_scale and the model's forward "
+                "options)")
+        inputs = {}
+        if self.disc is not None:
+            mode = self.gan.get("input", "rgb")
+            inputs["fake_logits"] = two_class_to_logit(
+                self.ddp_disc(to_discriminator_input(pred, mode)))
+        if not torch.isfinite(pred).all():
+            bad_in = "" if torch.isfinite(x).all() else ", the input batch is not finite"
+            return self._skip(step, f"step {step}: non-finite model output{bad_in}")
+        total, terms = self.loss_fn(pred, y, **inputs)
+        if not torch.isfinite(total):
+            return self._skip(step, f"step {step}: non-finite loss {float(total)} "
+                                    f"(terms {terms})")
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        if self.cfg.get("grad_clip"):
+            self.scaler.unscale_(self.opt)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(self.cfg["grad_clip"]))
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        if self.sched is not None:
+            self.sched.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        if self.disc is not None:
+            mode = self.gan.get("input", "rgb")
+            for _ in range(int(self.gan.get("d_steps", 1))):
+                real = two_class_to_logit(self.ddp_disc(to_discriminator_input(y, mode)))
+                fake = two_class_to_logit(
+                    self.ddp_disc(to_discriminator_input(pred.detach(), mode)))
+                d_loss = self.adv.discriminator(real, fake)
+                self.d_opt.zero_grad(set_to_none=True)
+                d_loss.backward()
+                self.d_opt.step()
+            terms = {**terms, "d_loss": float(d_loss.detach())}
+        return float(total.detach()), terms
+
+    def _skip(self, step: int, msg: str) -> None:
+        """Count a skipped step; stop the run at ``train.max_nonfinite``."""
+        self.skipped += 1
+        self.opt.zero_grad(set_to_none=True)
+        limit = int(self.cfg.get("max_nonfinite", 10))
+        if self.skipped >= limit:
+            raise TrainingError(f"{msg}; {self.skipped} non-finite steps reached "
+                                f"train.max_nonfinite = {limit}; stopping")
+        log.warning("%s; step skipped (%d so far)", msg, self.skipped)
+        return None
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Mean of each metric over the validation set (the EMA model when enabled)."""
+        if self.val_set is None:
+            return {}
+        spec = self.recipe["data"]["val"]
+        model = self.ema.module if self.ema is not None else self.model
+        model.eval()
+        loader = DataLoader(self.val_set, batch_size=int(spec.get("batch_size", 1)),
+                            shuffle=False, num_workers=int(spec.get("workers", 0)))
+        sums = {k: 0.0 for k in self.metrics}
+        count = 0
+        limit = self.cfg.get("val_max_batches")
+        for i, batch in enumerate(loader):
+            if limit is not None and i >= int(limit):
+                break
+            x = batch[spec.get("input_key", "raw")].to(self.device)
+            y = batch[spec.get("target_key", "target")].to(self.device)
+            y = resize_target(y, self.stage["target_scale"])
+            with self._autocast():
+                pred = model(x, **self.stage["forward"])
+            pred = pred.float().clamp(0, 1)
+            for k, m in self.metrics.items():
+                sums[k] += float(m(pred, y).sum())
+            count += x.shape[0]
+        return {k: v / max(count, 1) for k, v in sums.items()}
+
+    def _is_better(self, value: float) -> bool:
+        key = str(self.cfg.get("best_metric") or "")
+        if not key:
+            return False
+        if self.best is None:
+            return True
+        return value < self.best if key.startswith("-") else value > self.best
+
+    # -- run --
+    def run(self) -> dict[str, Any]:
+        """Train to the end of the last stage; return the summary (also ``summary.json``)."""
+        self._setup_device()
+        self._build()
+        rank0 = self.rank == 0
+        step, stage_index, done_in_stage = 0, 0, 0
+        self.skipped, self.best = 0, None
+        ckpt_dir = self.out / "checkpoints"
+        if self.resume:
+            last = ck.latest_checkpoint(ckpt_dir)
+            if last is None:
+                raise InvalidInputError("nothing to resume: no complete checkpoint", ckpt_dir)
+            step, stage_index, done_in_stage = self._restore(last)
+            log.info("resumed from %s (step %d)", last, step)
+        else:
+            if ck.list_checkpoints(ckpt_dir):
+                raise InvalidInputError("run directory already has checkpoints; use --resume "
+                                        "or another --out", self.out)
+            self._stage_objects(0)
+        if rank0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "recipe.yaml").write_text(yaml.safe_dump(self.recipe, sort_keys=False))
+            self._open_logs(step)
+        t_start = time.perf_counter()
+        val_metrics: dict[str, float] = {}
+        bar = self._progress() if (rank0 and self.progress) else None
+        task = bar.add_task("train", total=self.total_steps, completed=step, rate="") \
+            if bar else None
+        first_step = step
+        last_saved = step
+        try:
+            if bar:
+                bar.start()
+            while stage_index < len(self.stages):
+                if done_in_stage == 0 and step > 0 and not self.resume:
+                    self._stage_objects(stage_index)
+                self.resume = False
+                stage = self.stages[stage_index]
+                batches = self._loader(stage_index, done_in_stage)
+                while done_in_stage < stage["steps"]:
+                    t0 = time.perf_counter()
+                    result = self._train_step(next(batches), step + 1)
+                    step += 1
+                    done_in_stage += 1
+                    if result is not None and rank0 and (
+                            step % int(self.cfg["log_every"]) == 0 or step == self.total_steps):
+                        self._log_train(step, result[0], result[1], time.perf_counter() - t0)
+                    if bar and result is not None:
+                        terms = " ".join(f"{k} {v:.4g}" for k, v in result[1].items())
+                        rate = (step - first_step) / (time.perf_counter() - t_start)
+                        bar.update(task, advance=1, description=f"{stage['name']} {terms}",
+                                   rate=f"{rate:.2f} it/s")
+                    val_due = self.val_set is not None and step % int(self.cfg["val_every"]) == 0
+                    if val_due:
+                        val_metrics = self.validate()
+                        if rank0:
+                            self._log_val(step, val_metrics)
+                    if rank0 and (step % int(self.cfg["ckpt_every"]) == 0
+                                  or done_in_stage == stage["steps"]):
+                        path = self._save(stage_index, done_in_stage, step, val_metrics)
+                        last_saved = step
+                        key = str(self.cfg.get("best_metric") or "").lstrip("-")
+                        if val_due and key in val_metrics and self._is_better(val_metrics[key]):
+                            self.best = val_metrics[key]
+                            ck.copy_as_best(path, ckpt_dir)
+                stage_index += 1
+                done_in_stage = 0
+        finally:
+            if bar:
+                bar.stop()
+        if self.val_set is not None and not val_metrics:
+            val_metrics = self.validate()
+        summary = self._finish(step, last_saved, val_metrics, time.perf_counter() - t_start)
+        return summary
+
+    def _log_val(self, step: int, metrics: dict[str, float]) -> None:
+        new = not self.val_csv.exists()
+        with self.val_csv.open("a", newline="") as f:
+            w = csv.writer(f)
+            if new:
+                w.writerow(["step", "stage", *metrics])
+            w.writerow([step, self.stage["name"], *(repr(v) for v in metrics.values())])
+        if self.tb is not None:
+            for k, v in metrics.items():
+                self.tb.add_scalar(f"val/{k}", v, step)
+        log.info("step %d validation: %s", step, metrics)
+
+    def _finish(self, step: int, last_saved: int, metrics: dict[str, float],
+                seconds: float) -> dict[str, Any]:
+        checksum = param_checksum(self.model)
+        checksums = [checksum]
+        if _is_dist():
+            checksums = [None] * self.world
+            torch.distributed.all_gather_object(checksums, checksum)
+        summary = {
+            "recipe": self.recipe["name"], "steps": step, "seconds": round(seconds, 2),
+            "skipped_nonfinite": self.skipped, "validation": metrics, "best": self.best,
+            "world_size": self.world, "device": str(self.device), "amp": self.amp,
+            "rank_checksums": checksums, "weights": str(self.out / "model.safetensors"),
+        }
+        if self.rank == 0:
+            extra = {"recipe": self.recipe["name"], "steps": step, "validation": metrics}
+            save_weights(self.model, self.out / "model.safetensors", extra=extra)
+            if self.ema is not None:
+                self.ema.module.isplab_name = self.model.isplab_name
+                self.ema.module.isplab_config = self.model.isplab_config
+                save_weights(self.ema.module, self.out / "model_ema.safetensors", extra=extra)
+            (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            if self.tb is not None:
+                self.tb.close()
+        if _is_dist():
+            torch.distributed.barrier()
+        return summary
+
+    def _progress(self):
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[rate]}"),
+                        TimeRemainingColumn(), console=self.console, transient=False)
+
+
+def train(recipe: dict[str, Any], out: str | Path, resume: bool = False,
+          progress: bool = True) -> dict[str, Any]:
+    """Run ``recipe`` into ``out`` (see :class:`Trainer`) and return the summary."""
+    return Trainer(recipe, out, resume=resume, progress=progress).run()

@@ -1,0 +1,97 @@
+"""Develop a raw file with a learned ISP: levels -> packed raw -> tiled model -> orientation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from isplab.errors import InvalidInputError
+from isplab.infer.tiled import tiled_forward
+from isplab.raw.image import RawImage
+
+
+def _orient(x: torch.Tensor, flip: int) -> torch.Tensor:
+    from isplab.classic.pipeline import _orient as orient
+
+    return orient(x, flip)
+
+
+@dataclass
+class LearnedISP:
+    """A zoo model (or an ONNX file run by onnxruntime) used as a raw developer.
+
+    ``develop(raw)`` gives ``1 x 3 x H x W`` sRGB in [0, 1]: the raw is normalised with its
+    black and white levels and packed to R, G1, G2, B (whatever its CFA), run tile by tile,
+    and turned to the file's orientation. White balance and colour are the model's job (a
+    model trained on unprocessed photos learns them from the raw's statistics).
+    """
+
+    model: nn.Module | None = None
+    onnx: str | Path | None = None
+    tile: int | None = None
+    overlap: int = 32
+    device: str = "auto"
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        if (self.model is None) == (self.onnx is None):
+            raise InvalidInputError("give either a model or an ONNX file")
+        self._session = None
+        if self.onnx is not None:
+            self._session = _OnnxModel(self.onnx)
+
+    def develop(self, raw: RawImage,
+                progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+        packed = raw.packed().float().clamp(0, 1)
+        if packed.shape[-1] < 2 or packed.shape[-2] < 2:
+            raise InvalidInputError("raw image too small to develop", raw.path)
+        model = self._session if self._session is not None else self.model
+        out = tiled_forward(model, packed, tile=self.tile, overlap=self.overlap,
+                            device=self.device if self._session is None else "cpu",
+                            dtype=self.dtype if self._session is None else "float32",
+                            progress=progress)
+        return _orient(out.clamp(0, 1), raw.orientation)
+
+
+class _OnnxModel(nn.Module):
+    """An ONNX file as a module for :func:`tiled_forward` (onnxruntime on CPU)."""
+
+    def __init__(self, path: str | Path):
+        super().__init__()
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise InvalidInputError("--onnx needs onnxruntime: pip install -c constraints.txt "
+                                    "-e '.[export]'") from exc
+        path = Path(path)
+        if not path.is_file():
+            raise InvalidInputError("ONNX file not found", path)
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), opts,
+                                                providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise InvalidInputError(f"not a loadable ONNX model ({exc})", path) from exc
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        shape = inp.shape
+        self.fixed = tuple(shape[2:]) if all(isinstance(d, int) for d in shape[2:]) else None
+        self.path = path
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fixed is not None and tuple(x.shape[2:]) != self.fixed:
+            raise InvalidInputError(f"this ONNX model takes {self.fixed} tiles only; export "
+                                    "it with --dynamic or develop with --tile equal to it",
+                                    self.path)
+        out = self.session.run(None, {self.input_name: x.float().numpy()})[0]
+        return torch.from_numpy(out)
+
+
+def develop_raw(raw: RawImage, model: nn.Module, **options) -> torch.Tensor:
+    """Shorthand: ``LearnedISP(model, **options).develop(raw)``."""
+    return LearnedISP(model=model, **options).develop(raw)

@@ -1,0 +1,278 @@
+"""Tiled full-resolution inference in bounded memory.
+
+The packed raw is cut into overlapping tiles; each tile runs through the model and its
+output is blended into the full image with a window that is flat in the tile's interior
+and ramps (raised cosine) across the overlap, so no seam shows and every output pixel's
+weights sum to one. The output of a tile's outer ``overlap / 2`` pixels, where the model
+sees padding instead of image, gets (almost) no weight unless it lies on the frame border.
+
+Global operations would change colour from tile to tile. They are computed once on a
+downscaled copy of the full frame (longest side ``context_size``) and shared by every tile:
+
+- a model may define ``tile_context(x)`` returning keyword arguments for its ``forward``
+  (DeepISP: ``{"transform": ...}``, its per-image colour transform);
+- instance normalisation layers (PyNET, DPED) get their per-channel mean and variance from
+  that frame (:class:`GlobalStatistics`), and global average pools (``nn.AdaptiveAvgPool2d``
+  to 1 x 1, or any module flagged ``isplab_global = True``) their output.
+
+"Untiled" inference with the same context is then the same function of the image as tiled
+inference, up to the receptive-field effects the overlap absorbs; without it each tile
+would normalise itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from isplab.errors import InvalidInputError
+
+log = logging.getLogger("isplab.infer")
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def _is_global_pool(m: nn.Module) -> bool:
+    if getattr(m, "isplab_global", False):
+        return True
+    return isinstance(m, nn.AdaptiveAvgPool2d | nn.AdaptiveMaxPool2d) and \
+        m.output_size in (1, (1, 1))
+
+
+class GlobalStatistics:
+    """Freeze a model's image-global operations at the values of one reference frame.
+
+    ``with GlobalStatistics(model) as g: g.capture(small); ... model(tile) ...``: during
+    :meth:`capture` it records each ``InstanceNorm2d``'s input mean/variance and each global
+    pool's output; afterwards (inside the ``with``) those layers use the recorded values.
+    """
+
+    def __init__(self, model: nn.Module):
+        self.norms = [m for m in model.modules() if isinstance(m, nn.InstanceNorm2d)]
+        self.pools = [m for m in model.modules() if _is_global_pool(m)]
+        self.stats: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.pooled: dict[int, torch.Tensor] = {}
+        self.capturing = False
+        self.handles: list = []
+
+    def __bool__(self) -> bool:
+        return bool(self.norms or self.pools)
+
+    def __enter__(self) -> GlobalStatistics:
+        for m in self.norms:
+            self.handles.append(m.register_forward_hook(self._norm_hook))
+        for m in self.pools:
+            self.handles.append(m.register_forward_hook(self._pool_hook))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self.handles:
+            h.remove()
+        self.handles.clear()
+
+    def capture(self, model: nn.Module, x: torch.Tensor, **kwargs) -> None:
+        self.capturing = True
+        try:
+            model(x, **kwargs)
+        finally:
+            self.capturing = False
+
+    def _norm_hook(self, m: nn.InstanceNorm2d, inputs, output):
+        x = inputs[0]
+        if self.capturing:
+            var, mean = torch.var_mean(x.float(), dim=(2, 3), keepdim=True, correction=0)
+            self.stats[id(m)] = (mean, var)
+            return output
+        mean, var = self.stats[id(m)]
+        y = (x.float() - mean) * torch.rsqrt(var + m.eps)
+        if m.affine:
+            y = y * m.weight.float().view(1, -1, 1, 1) + m.bias.float().view(1, -1, 1, 1)
+        return y.to(output.dtype)
+
+    def _pool_hook(self, m: nn.Module, inputs, output):
+        if self.capturing:
+            self.pooled[id(m)] = output
+            return output
+        return self.pooled[id(m)]
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` = CUDA when available, else CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidInputError("device cuda asked for, but CUDA is not available")
+    return dev
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes free for activations: CUDA's free memory, or MemAvailable on Linux (else 4 GB)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 << 30
+
+
+def activation_bytes_per_pixel(model: nn.Module, kwargs: dict[str, Any], channels: int = 4,
+                               probe: int = 64, dtype=torch.float32) -> float:
+    """An upper bound of activation memory per input pixel: the summed size of every leaf
+    module's output on a ``probe`` x ``probe`` input (the live peak is lower)."""
+    total = 0
+
+    def hook(_m, _i, out):
+        nonlocal total
+        if torch.is_tensor(out):
+            total += out.numel() * out.element_size()
+
+    leaves = [m for m in model.modules() if not list(m.children())]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    try:
+        p = next(model.parameters(), None)
+        device = p.device if p is not None else torch.device("cpu")
+        with torch.inference_mode():
+            model(torch.zeros(1, channels, probe, probe, device=device, dtype=dtype), **kwargs)
+    finally:
+        for h in handles:
+            h.remove()
+    return max(total, 1) / (probe * probe)
+
+
+def auto_tile(model: nn.Module, kwargs: dict[str, Any], device: torch.device, dtype,
+              fraction: float = 0.25, minimum: int = 64, maximum: int = 1024,
+              multiple: int = 32) -> int:
+    """Tile side (packed pixels) whose activation estimate fits ``fraction`` of free memory.
+
+    The estimate is twice :func:`activation_bytes_per_pixel` (functional activations and
+    concatenations are not modules, so the leaf outputs undercount them)."""
+    per_px = 2 * activation_bytes_per_pixel(model, kwargs, dtype=dtype)
+    side = int(math.sqrt(available_memory(device) * fraction / per_px))
+    side = max(minimum, min(maximum, side // multiple * multiple))
+    log.debug("auto tile: %.0f bytes/pixel -> %d", per_px, side)
+    return side
+
+
+def _ramp(n: int, overlap: int, at_start: bool, at_end: bool) -> torch.Tensor:
+    """1-D blend weights for a tile of ``n`` output pixels: zero over the outer quarter of
+    the overlap, a raised cosine across the next half, one inside (no ramp on frame edges)."""
+    w = torch.ones(n, dtype=torch.float64)
+    if overlap <= 0:
+        return w
+    dead, rise = overlap // 4, max(overlap // 2, 1)
+    x = torch.arange(rise, dtype=torch.float64)
+    ramp = 0.5 - 0.5 * torch.cos(math.pi * (x + 0.5) / rise)
+    if not at_start:
+        w[:dead] = 0
+        w[dead:dead + rise] = ramp[: max(0, min(rise, n - dead))]
+    if not at_end:
+        w[n - dead:] = 0 if dead else w[n - dead:]
+        w[n - dead - rise:n - dead] = torch.minimum(w[n - dead - rise:n - dead], ramp.flip(0))
+    return w
+
+
+def _starts(size: int, tile: int, step: int) -> list[int]:
+    if size <= tile:
+        return [0]
+    starts = list(range(0, size - tile, step))
+    starts.append(size - tile)
+    return starts
+
+
+def tiled_forward(
+    model: nn.Module,
+    x: torch.Tensor,
+    tile: int | None = None,
+    overlap: int = 32,
+    device: str | torch.device = "auto",
+    dtype: str = "float32",
+    scale: int | None = None,
+    context_size: int = 512,
+    progress: Callable[[int, int], None] | None = None,
+) -> torch.Tensor:
+    """Run ``model`` over ``x`` (``1 x C x h x w``, on CPU) tile by tile.
+
+    Args:
+        model: maps ``1 x C x th x tw`` to ``1 x 3 x scale*th x scale*tw``.
+        x: the whole input (packed raw for raw models); stays on the CPU.
+        tile: tile side in input pixels (None: chosen from free memory).
+        overlap: input pixels shared by neighbouring tiles (even).
+        device: ``auto`` | ``cpu`` | ``cuda[:i]``.
+        dtype: ``float32`` | ``bfloat16`` | ``float16`` (float16 on CUDA only).
+        scale: output/input size ratio (None: measured on the first tile).
+        context_size: longest side of the downscaled frame for ``model.tile_context``.
+        progress: called with (tiles done, tiles total).
+
+    Returns:
+        ``1 x 3 x scale*h x scale*w`` float32 on the CPU.
+    """
+    if x.ndim != 4 or x.shape[0] != 1:
+        raise InvalidInputError(f"tiled inference takes one image 1 x C x h x w, got "
+                                f"{tuple(x.shape)}")
+    if dtype not in DTYPES:
+        raise InvalidInputError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    dev = resolve_device(device)
+    if dtype == "float16" and dev.type != "cuda":
+        raise InvalidInputError("float16 inference needs CUDA; use bfloat16 or float32 on CPU")
+    if overlap < 0 or overlap % 2:
+        raise InvalidInputError(f"overlap must be an even number >= 0, got {overlap}")
+    tdtype = DTYPES[dtype]
+    model = model.eval().to(dev, tdtype)
+    _, c, h, w = x.shape
+    kwargs: dict[str, Any] = {}
+    frozen = GlobalStatistics(model)
+    with torch.inference_mode(), frozen:
+        if hasattr(model, "tile_context") or frozen:
+            s = min(1.0, context_size / max(h, w))
+            small = (x if s == 1.0 else F.interpolate(
+                x, scale_factor=s, mode="area", recompute_scale_factor=False)).to(dev, tdtype)
+            if hasattr(model, "tile_context"):
+                kwargs = model.tile_context(small)
+            if frozen:
+                frozen.capture(model, small, **kwargs)
+        if tile is None:
+            tile = auto_tile(model, kwargs, dev, tdtype)
+        if tile <= overlap:
+            raise InvalidInputError(f"tile ({tile}) must be larger than overlap ({overlap})")
+        ys, xs = _starts(h, tile, tile - overlap), _starts(w, tile, tile - overlap)
+        out = acc = None
+        total, done = len(ys) * len(xs), 0
+        for y0 in ys:
+            for x0 in xs:
+                th, tw = min(tile, h - y0), min(tile, w - x0)
+                part = x[:, :, y0:y0 + th, x0:x0 + tw].to(dev, tdtype)
+                y = model(part, **kwargs).float().cpu()
+                if scale is None:
+                    scale = y.shape[-1] // tw
+                if y.shape[-2:] != (th * scale, tw * scale):
+                    raise InvalidInputError(f"the model gave {tuple(y.shape)} for a tile of "
+                                            f"{th}x{tw}; expected {scale}x that size")
+                if out is None:
+                    out = torch.zeros(1, y.shape[1], h * scale, w * scale)
+                    acc = torch.zeros(1, 1, h * scale, w * scale, dtype=torch.float64)
+                wy = _ramp(th * scale, overlap * scale, y0 == 0, y0 + th == h)
+                wx = _ramp(tw * scale, overlap * scale, x0 == 0, x0 + tw == w)
+                win = (wy[:, None] * wx[None, :])[None, None]
+                oy, ox = y0 * scale, x0 * scale
+                out[..., oy:oy + th * scale, ox:ox + tw * scale] += y * win.float()
+                acc[..., oy:oy + th * scale, ox:ox + tw * scale] += win
+                done += 1
+                if progress:
+                    progress(done, total)
+    if out is None:
+        raise InvalidInputError("empty input")
+    if float(acc.min()) <= 0:
+        raise InvalidInputError("tiles do not cover the image (tile/overlap too small)")
+    return out / acc.float()

@@ -1,0 +1,149 @@
+"""``isplab align``: build a paired (phone raw, DSLR sRGB) dataset by aligning the pairs."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+#: reference suffixes picked up when a folder is given
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
+
+
+class PairBy(str, Enum):
+    name = "name"
+    order = "order"
+
+
+def _expand(items: list[Path], suffixes: set[str] | None) -> tuple[list[Path], list[str]]:
+    files, missing = [], []
+    for item in items:
+        if item.is_dir():
+            found = sorted(p for p in item.iterdir() if p.is_file() and not p.name.startswith(".")
+                           and (suffixes is None or p.suffix.lower() in suffixes))
+            if not found:
+                missing.append(f"{item}: folder holds no usable files")
+            files += found
+        elif item.is_file():
+            files.append(item)
+        else:
+            missing.append(f"{item}: no such file or folder")
+    return files, missing
+
+
+def command(
+    phones: Annotated[list[Path], typer.Argument(
+        help="Phone raw files (DNG, camera raws, .npy, mosaic PNG...) or folders.",
+        show_default=False)],
+    reference: Annotated[list[Path], typer.Option(
+        "--reference", "-r", help="DSLR photos (sRGB PNG/JPEG/TIFF) or folders; repeat the "
+        "option for several.", show_default=False)],
+    output: Annotated[Path, typer.Option(
+        "-o", "--output", help="Output dataset folder (created).", show_default=False)],
+    patch: Annotated[int, typer.Option(help="Patch side in raw pixels (even).")] = 448,
+    stride: Annotated[int | None, typer.Option(
+        help="Grid step in raw pixels (even; default: the patch size).")] = None,
+    pair_by: Annotated[PairBy, typer.Option(
+        "--pair-by", help="Pair files by name (same stem) or by order.")] = PairBy.name,
+    flow_threshold: Annotated[float, typer.Option(
+        "--flow-threshold", help="Reject patches whose unexplained flow is above this "
+        "(raw pixels).")] = 1.2,
+    min_keypoints: Annotated[int, typer.Option(
+        "--min-keypoints", help="Reject patches where both images have fewer SIFT "
+        "keypoints (texture-less).")] = 40,
+    min_correlation: Annotated[float, typer.Option(
+        "--min-correlation", help="Reject patches whose aligned previews correlate less.")
+    ] = 0.8,
+    no_flow: Annotated[bool, typer.Option(
+        "--no-flow", help="Homography only (no residual flow).")] = False,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace the patches of pairs already in OUTPUT.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show debug logs.")] = False,
+) -> None:
+    """Align phone raws to DSLR photos and write aligned patch pairs (raw/, rgb/, meta/,
+    patches.csv, summary.json). A pair that cannot be aligned is reported and skipped; the
+    exit code is 1 when no pair was aligned."""
+    from rich.markup import escape
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+    from rich.table import Table
+
+    from isplab.cli import RAW_SUFFIXES, _setup_logging, err, out
+    from isplab.data.align import align_dataset, pair_files
+    from isplab.errors import IsplabError
+
+    _setup_logging(debug, quiet)
+    if patch < 16 or patch % 2:
+        raise typer.BadParameter("--patch must be an even number >= 16")
+    if stride is not None and (stride < 2 or stride % 2):
+        raise typer.BadParameter("--stride must be an even number >= 2")
+    raw_suffixes = RAW_SUFFIXES | {".png", ".tif", ".tiff"}
+    phone_files, missing_p = _expand(phones, raw_suffixes)
+    ref_files, missing_r = _expand(reference, IMAGE_SUFFIXES)
+    for message in missing_p + missing_r:
+        err.print(f"[red]✗[/] {escape(message)}", highlight=False)
+    try:
+        pairs, lonely = pair_files(phone_files, ref_files, pair_by.value)
+    except IsplabError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    for path, reason in lonely:
+        err.print(f"[yellow]![/] {escape(f'{path}: {reason}')}", highlight=False)
+    if output.exists() and not output.is_dir():
+        err.print(f"[red]error[/]: {output}: exists and is not a folder")
+        raise typer.Exit(2)
+
+    with Progress(
+        TextColumn("[bold]align"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("{task.description}"), console=err, transient=True, disable=quiet,
+    ) as progress:
+        task = progress.add_task("", total=len(pairs))
+
+        def report(stem: str, entry: dict) -> None:
+            if entry["status"] == "aligned":
+                if not quiet:
+                    progress.console.print(
+                        f"[green]✓[/] {escape(stem)}: {entry['accepted']}/{entry['patches']} "
+                        "patches", highlight=False)
+            else:
+                progress.console.print(f"[red]✗[/] {escape(entry['error'])}", highlight=False)
+            progress.advance(task)
+
+        try:
+            summary = align_dataset(
+                phone_files, ref_files, output, patch, pair_by=pair_by.value,
+                overwrite=overwrite, progress=report, stride=stride,
+                flow_threshold=flow_threshold, min_keypoints=min_keypoints,
+                min_correlation=min_correlation, use_flow=not no_flow,
+            )
+        except IsplabError as exc:
+            err.print(f"[red]error[/]: {escape(str(exc))}", highlight=False)
+            raise typer.Exit(2) from None
+
+    if not quiet:
+        table = Table(title=f"isplab align -> {output}")
+        for col in ("pair", "status", "inliers", "ECC", "accepted", "rejected (reason: n)",
+                    "seconds"):
+            table.add_column(col, justify="right" if col in ("inliers", "seconds") else "left")
+        for e in summary["entries"]:
+            if e["status"] == "aligned":
+                st = e["stats"]
+                rej = ", ".join(f"{k}: {v}" for k, v in e["rejected"].items() if v) or "-"
+                table.add_row(e["pair"], "[green]aligned[/]", str(st.get("inliers", "")),
+                              str(st.get("ecc_correlation", st.get("ecc", ""))),
+                              f"{e['accepted']}/{e['patches']}", rej, f"{e['seconds']:.1f}")
+            else:
+                table.add_row(escape(e.get("pair") or Path(e["phone"]).name), "[red]failed[/]",
+                              "", "", "", escape(e["error"]), f"{e.get('seconds', 0):.1f}")
+        out.print(table)
+        err.print(f"{summary['aligned']} pairs aligned, {summary['failed']} failed, "
+                  f"{summary['accepted']} patches written to {output}")
+    if summary["aligned"] == 0:
+        raise typer.Exit(1)

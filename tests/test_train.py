@@ -16,10 +16,10 @@ import pytest
 import torch
 import yaml
 
+from isplab.data.patches import StepSampler
 from isplab.errors import InvalidInputError
 from isplab.train import Trainer, TrainingError, load_recipe, stages_of
 from isplab.train import checkpoint as ck
-from isplab.train.trainer import StepSampler
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,6 +15,7 @@ of ``p x p`` target pixels is ``p/2 x p/2`` packed pixels at half the target's o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -118,6 +119,38 @@ class EpochSampler(Sampler):
             order = range(self.n)
         for i in order:
             yield self.epoch, int(i)
+
+
+class StepSampler(Sampler):
+    """An endless stream of ``(epoch, index)`` keys: a fresh permutation of the dataset per
+    epoch seeded by ``(seed, epoch)``, sharded across ranks, starting ``start`` keys in.
+
+    Skipping to ``start`` is arithmetic (no data is read), which makes resume cheap.
+    """
+
+    def __init__(self, n: int, seed: int, start: int = 0, rank: int = 0, world: int = 1,
+                 shuffle: bool = True):
+        if n <= 0:
+            raise InvalidInputError("the training dataset is empty")
+        self.n, self.seed, self.start = n, seed, start
+        self.rank, self.world, self.shuffle = rank, world, shuffle
+        self.per_rank = math.ceil(n / world)
+
+    def _epoch_keys(self, epoch: int) -> list[int]:
+        if self.shuffle:
+            g = item_generator(self.seed, epoch, -1)
+            perm = torch.randperm(self.n, generator=g).tolist()
+        else:
+            perm = list(range(self.n))
+        perm += perm[: self.per_rank * self.world - self.n]  # equal shards
+        return perm[self.rank :: self.world]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch, offset = divmod(self.start, self.per_rank)
+        while True:
+            for index in self._epoch_keys(epoch)[offset:]:
+                yield epoch, index
+            epoch, offset = epoch + 1, 0
 
 
 class EpochKeyed(Dataset):

@@ -20,7 +20,6 @@ import hashlib
 import importlib
 import json
 import logging
-import math
 import os
 import time
 from collections.abc import Iterator, Mapping
@@ -32,8 +31,9 @@ import torch
 import torch.nn.functional as F
 import yaml
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
+from isplab.data.patches import EpochKeyed, StepSampler, seed_worker
 from isplab.errors import InvalidInputError, IsplabError
 from isplab.losses import CompositeLoss, create_loss
 from isplab.metrics import create_metric
@@ -89,65 +89,6 @@ def build_dataset(spec: Mapping[str, Any]) -> Dataset:
 def create_model_from_spec(spec: Mapping[str, Any]) -> nn.Module:
     """A model from a recipe's ``model`` (or ``gan.discriminator``) entry."""
     return create_model(str(spec.get("name")), **dict(spec.get("config") or {}))
-
-
-class EpochIndexed(Dataset):
-    """Wraps a dataset so that an ``(epoch, index)`` key sets the epoch before reading, in
-    whichever worker reads it (the item's randomness then depends on the key only)."""
-
-    def __init__(self, dataset: Dataset):
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, key: tuple[int, int]):
-        epoch, index = key
-        if hasattr(self.dataset, "set_epoch"):
-            self.dataset.set_epoch(epoch)
-        return self.dataset[index]
-
-
-class StepSampler(Sampler):
-    """An endless stream of ``(epoch, index)`` keys: a fresh permutation of the dataset per
-    epoch seeded by ``(seed, epoch)``, sharded across ranks, starting ``start`` keys in.
-
-    Skipping to ``start`` is arithmetic (no data is read), which makes resume cheap.
-    """
-
-    def __init__(self, n: int, seed: int, start: int = 0, rank: int = 0, world: int = 1,
-                 shuffle: bool = True):
-        if n <= 0:
-            raise InvalidInputError("the training dataset is empty")
-        self.n, self.seed, self.start = n, seed, start
-        self.rank, self.world, self.shuffle = rank, world, shuffle
-        self.per_rank = math.ceil(n / world)
-
-    def _epoch_keys(self, epoch: int) -> list[int]:
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            perm = torch.randperm(self.n, generator=g).tolist()
-        else:
-            perm = list(range(self.n))
-        perm += perm[: self.per_rank * self.world - self.n]  # equal shards
-        return perm[self.rank :: self.world]
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        epoch, offset = divmod(self.start, self.per_rank)
-        while True:
-            for index in self._epoch_keys(epoch)[offset:]:
-                yield epoch, index
-            epoch, offset = epoch + 1, 0
-
-
-def _seed_worker(worker_id: int) -> None:  # numpy/python RNG per worker, from torch's seed
-    import random
-
-    import numpy as np
-
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
 
 
 # --- pieces --------------------------------------------------------------------------------
@@ -352,9 +293,9 @@ class Trainer:
         sampler = StepSampler(len(self.train_set), seed=int(self.recipe["seed"]) + 7919 *
                               stage_index, start=done_in_stage * bs, rank=self.rank,
                               world=self.world)
-        loader = DataLoader(EpochIndexed(self.train_set), batch_size=bs, sampler=sampler,
+        loader = DataLoader(EpochKeyed(self.train_set), batch_size=bs, sampler=sampler,
                             num_workers=workers, pin_memory=self.device.type == "cuda",
-                            worker_init_fn=_seed_worker, drop_last=False)
+                            worker_init_fn=seed_worker, drop_last=False)
         return iter(loader)
 
     # -- state --

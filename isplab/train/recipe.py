@@ -119,7 +119,7 @@ def apply_overrides(recipe: dict[str, Any], overrides: Iterable[str]) -> dict[st
             if k.isdigit() and isinstance(node, list):
                 node = node[int(k)]
                 continue
-            if not isinstance(node.get(k), dict):
+            if not isinstance(node.get(k), dict | list):
                 node[k] = {}
             node = node[k]
         last = keys[-1]

@@ -278,7 +278,10 @@ class Trainer:
     def _stage_objects(self, stage_index: int) -> None:
         st = self.stages[stage_index]
         self.stage = st
-        self.loss_fn = CompositeLoss(st["losses"], **(self.recipe.get("loss_options") or {}))
+        # loss_options hold options for every loss the recipe uses; a stage takes its own
+        opts = {k: v for k, v in (self.recipe.get("loss_options") or {}).items()
+                if k in st["losses"]}
+        self.loss_fn = CompositeLoss(st["losses"], **opts)
         self.loss_fn.to(self.device)
         self.opt = build_optimizer(self.model.parameters(), st["optimizer"])
         self.sched = build_scheduler(self.opt, st["scheduler"], st["steps"])

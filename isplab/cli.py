@@ -39,10 +39,6 @@ RAW_SUFFIXES = {
 }
 
 
-class ISPChoice(str, Enum):
-    classic = "classic"
-
-
 class Demosaic(str, Enum):
     bilinear = "bilinear"
     malvar2004 = "malvar2004"
@@ -199,7 +195,24 @@ def develop(
     sample: Annotated[bool, typer.Option(
         "--sample", help="Develop the built-in sample (a DNG made from a bundled photo, "
         "written into the output folder).")] = False,
-    isp: Annotated[ISPChoice, typer.Option(help="Which ISP develops the raw.")] = ISPChoice.classic,
+    isp: Annotated[str, typer.Option(
+        help="Which ISP develops the raw: classic, learned (the installed default model), "
+        "a zoo name with --weights (isplab models), or a weights file / training run folder."
+    )] = "classic",
+    weights: Annotated[Path | None, typer.Option(
+        "--weights", help="safetensors weights for --isp <zoo name>.")] = None,
+    onnx: Annotated[Path | None, typer.Option(
+        "--onnx", help="Develop with an exported ONNX model through onnxruntime (CPU).")
+    ] = None,
+    tile: Annotated[int | None, typer.Option(
+        "--tile", help="Learned ISP: tile side in packed pixels (default: from free memory)."
+    )] = None,
+    overlap: Annotated[int, typer.Option(
+        "--overlap", help="Learned ISP: overlap between tiles in packed pixels.")] = 32,
+    device: Annotated[str, typer.Option(
+        "--device", help="Learned ISP: auto, cpu or cuda[:i].")] = "auto",
+    dtype: Annotated[str, typer.Option(
+        "--dtype", help="Learned ISP: float32, bfloat16 or float16 (CUDA).")] = "float32",
     wb: Annotated[str, typer.Option(
         help="White balance: camera, auto (gray world), white-patch, none, or gains R,G,B.")
     ] = "camera",
@@ -248,11 +261,17 @@ def develop(
     reader_opts = _reader_overrides(width, height, bits, byte_order, cfa, black_level,
                                     white_level)
     try:
-        pipeline = ClassicISP(
-            demosaic_algorithm=demosaic.value, half_size=half_size,
-            no_auto_bright=no_auto_bright, bright=bright, tone=tone.value,
-            gamma=_gamma(gamma), denoise_strength=denoise, **_wb_options(wb),
-        )
+        if isp == "classic" and onnx is None:
+            pipeline = ClassicISP(
+                demosaic_algorithm=demosaic.value, half_size=half_size,
+                no_auto_bright=no_auto_bright, bright=bright, tone=tone.value,
+                gamma=_gamma(gamma), denoise_strength=denoise, **_wb_options(wb),
+            )
+        else:
+            from isplab.infer.develop import learned_isp
+
+            pipeline = learned_isp(isp, weights=weights, onnx=onnx, tile=tile,
+                                   overlap=overlap, device=device, dtype=dtype)
     except IsplabError as exc:
         raise typer.BadParameter(str(exc)) from None
 

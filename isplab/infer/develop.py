@@ -92,6 +92,41 @@ class _OnnxModel(nn.Module):
         return torch.from_numpy(out)
 
 
+#: the default learned ISP shipped in the package (see docs/models/default.md)
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "default.safetensors"
+
+
+def learned_isp(isp: str, weights: str | Path | None = None, onnx: str | Path | None = None,
+                **options) -> LearnedISP:
+    """The developer behind ``isplab develop --isp ISP [--weights W | --onnx F]``.
+
+    ``isp`` is ``learned`` (the package's default model), a zoo name (with ``weights``), or a
+    weights file / training-run folder; ``onnx`` overrides all of them.
+    """
+    from isplab.models import create_model, list_models, load_model
+
+    if onnx is not None:
+        return LearnedISP(onnx=onnx, **options)
+    if isp == "learned":
+        if not DEFAULT_WEIGHTS.is_file():
+            raise InvalidInputError(
+                "no default learned ISP is installed in this copy of isplab; use --isp "
+                "<zoo name> --weights FILE (isplab models lists the zoo)", DEFAULT_WEIGHTS)
+        return LearnedISP(model=load_model(DEFAULT_WEIGHTS), **options)
+    path = Path(isp)
+    if path.is_dir() and (path / "model.safetensors").is_file():
+        return LearnedISP(model=load_model(path / "model.safetensors"), **options)
+    if path.suffix == ".safetensors":
+        return LearnedISP(model=load_model(path), **options)
+    if isp in list_models():
+        if weights is None:
+            raise InvalidInputError(f"--isp {isp} needs --weights FILE: an untrained model "
+                                    "develops noise, not a photo")
+        return LearnedISP(model=create_model(isp, weights=weights), **options)
+    raise InvalidInputError(f"unknown ISP {isp!r}: use classic, learned, a zoo name with "
+                            "--weights (isplab models), or a weights file")
+
+
 def develop_raw(raw: RawImage, model: nn.Module, **options) -> torch.Tensor:
     """Shorthand: ``LearnedISP(model, **options).develop(raw)``."""
     return LearnedISP(model=model, **options).develop(raw)

@@ -1,0 +1,74 @@
+"""``isplab export``: a zoo model (with weights) to ONNX or TorchScript, verified."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def command(
+    model: Annotated[str, typer.Argument(
+        help="Zoo name (isplab models), a weights file, or a training run folder.")],
+    output: Annotated[Path, typer.Option(
+        "-o", "--output", help="model.onnx, or model.pt for TorchScript.")],
+    weights: Annotated[Path | None, typer.Option(
+        "--weights", help="safetensors weights for a zoo name.")] = None,
+    tile: Annotated[tuple[int, int], typer.Option(
+        "--tile", help="Input tile H W in packed pixels the graph is traced on.")] = (256, 256),
+    dynamic: Annotated[bool, typer.Option(
+        "--dynamic", help="Symbolic batch/height/width (any tile size at run time).")] = False,
+    torchscript: Annotated[bool, typer.Option(
+        "--torchscript", help="Write TorchScript (torch.jit) instead of ONNX.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
+    debug: Annotated[bool, typer.Option("--debug")] = False,
+) -> None:
+    """Export a model to ONNX (checked against torch with onnxruntime) or TorchScript."""
+    import torch
+
+    from isplab.cli import _setup_logging, err, out
+    from isplab.errors import InvalidInputError, IsplabError
+    from isplab.models import create_model, list_models, load_model, model_info
+    from isplab.models.export import export_onnx, export_torchscript, run_onnx
+
+    _setup_logging(debug)
+    try:
+        path = Path(model)
+        if path.is_dir():
+            path = path / "model.safetensors"
+        if model in list_models():
+            if weights is None:
+                err.print(f"[yellow]warning:[/] no --weights: exporting {model} with random "
+                          "weights")
+            torch.manual_seed(0)
+            net = create_model(model, weights=weights)
+        elif path.suffix == ".safetensors":
+            net = load_model(path)
+        else:
+            raise InvalidInputError(f"unknown model {model!r}: a zoo name, weights file or "
+                                    "run folder")
+        name = getattr(net, "isplab_name", model)
+        channels = 3 if ":" not in name and model_info(name)["input"] != "packed_raw" else 4
+        x = torch.rand(1, channels, *tile, generator=torch.Generator().manual_seed(0))
+        net.eval()
+        if torchscript:
+            export_torchscript(net, output, x, overwrite=overwrite)
+            loaded = torch.jit.load(str(output))
+            with torch.no_grad():
+                error = float((loaded(x) - net(x)).abs().max())
+        else:
+            export_onnx(net, output, x, dynamic=dynamic, overwrite=overwrite)
+            with torch.no_grad():
+                ref = net(x)
+            error = float((run_onnx(output, x) - ref).abs().max())
+    except (IsplabError, FileExistsError) as exc:
+        if debug:
+            raise
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    out.print(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB); max |export - torch| "
+              f"on a {tile[0]}x{tile[1]} tile: {error:.2e}")
+    if error > 1e-4:
+        err.print("[red]the export differs from torch by more than 1e-4[/]")
+        raise typer.Exit(1)

@@ -1,0 +1,88 @@
+"""CLI verbs over the zoo: isplab models, isplab export, isplab develop --isp/--onnx."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from isplab.cli import app
+from isplab.models import create_model, save_weights
+
+runner = CliRunner()
+
+
+def test_models_lists_the_zoo_with_parameters():
+    res = runner.invoke(app, ["models", "--json"])
+    assert res.exit_code == 0, res.output
+    infos = {i["name"]: i for i in json.loads(res.output)}
+    assert infos["pynet"]["parameters"] == 47_554_738
+    assert "dped_discriminator" not in infos
+    res = runner.invoke(app, ["models", "--all", "--json"])
+    assert "dped_discriminator" in {i["name"] for i in json.loads(res.output)}
+    res = runner.invoke(app, ["models", "microisp"])
+    assert res.exit_code == 0 and "parameters" in res.output
+    res = runner.invoke(app, ["models", "nope"])
+    assert res.exit_code == 2 and "unknown model" in res.output
+
+
+def test_models_shows_installed_weights(tmp_path, monkeypatch):
+    save_weights(create_model("microisp"), tmp_path / "microisp.safetensors")
+    monkeypatch.setenv("ISPLAB_WEIGHTS_DIR", str(tmp_path))
+    res = runner.invoke(app, ["models", "--json"])
+    infos = {i["name"]: i for i in json.loads(res.output)}
+    assert infos["microisp"]["weights"] == [str(tmp_path / "microisp.safetensors")]
+    assert infos["sid_unet"]["weights"] == []
+
+
+@pytest.fixture()
+def microisp_weights(tmp_path):
+    torch.manual_seed(0)
+    return save_weights(create_model("microisp"), tmp_path / "w" / "microisp.safetensors")
+
+
+def test_export_onnx_and_torchscript(tmp_path, microisp_weights):
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "m.onnx"
+    res = runner.invoke(app, ["export", "microisp", "--weights", str(microisp_weights), "-o",
+                              str(out), "--tile", "32", "48", "--dynamic"])
+    assert res.exit_code == 0, res.output
+    assert out.exists() and "max |export - torch|" in res.output
+    res = runner.invoke(app, ["export", str(microisp_weights), "-o", str(out)])
+    assert res.exit_code == 2 and "exists" in res.output  # never overwritten silently
+    ts = tmp_path / "m.pt"
+    res = runner.invoke(app, ["export", str(microisp_weights), "-o", str(ts), "--torchscript",
+                              "--tile", "16", "16"])
+    assert res.exit_code == 0, res.output
+    assert torch.jit.load(str(ts))(torch.rand(1, 4, 16, 16)).shape == (1, 3, 32, 32)
+
+
+def test_develop_with_a_zoo_model_and_with_onnx(tmp_path, microisp_weights):
+    pytest.importorskip("onnxruntime")
+    from isplab.io import read_image
+
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["develop", "--sample", "-o", str(out), "--isp", "microisp",
+                              "--weights", str(microisp_weights), "--tile", "128", "-q"])
+    assert res.exit_code == 0, res.output
+    developed = read_image(out / "isplab_sample_astronaut.png")
+    assert developed.shape[1] == 3 and developed.std() > 0
+    onnx = tmp_path / "m.onnx"
+    assert runner.invoke(app, ["export", str(microisp_weights), "-o", str(onnx),
+                               "--dynamic", "--tile", "64", "64"]).exit_code == 0
+    out2 = tmp_path / "out2"
+    res = runner.invoke(app, ["develop", str(out / "isplab_sample_astronaut.dng"), "-o", str(out2), "--onnx",
+                              str(onnx), "--tile", "128", "-q"])
+    assert res.exit_code == 0, res.output
+    a = read_image(out2 / "isplab_sample_astronaut.png").numpy()
+    assert np.abs(a - developed.numpy()).max() <= 1 / 255 + 1e-6
+
+
+def test_develop_learned_errors_are_clear(tmp_path):
+    res = runner.invoke(app, ["develop", "--sample", "-o", str(tmp_path), "--isp", "sid_unet"])
+    assert res.exit_code == 2 and "needs --weights" in res.output
+    res = runner.invoke(app, ["develop", "--sample", "-o", str(tmp_path), "--isp", "magic"])
+    assert res.exit_code == 2 and "unknown ISP" in res.output

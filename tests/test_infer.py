@@ -146,3 +146,26 @@ def test_onnx_model_runs_through_onnxruntime(tmp_path):
     a = LearnedISP(onnx=path, tile=24, overlap=8).develop(raw)
     b = LearnedISP(model=net, tile=24, overlap=8).develop(raw)
     assert torch.allclose(a, b, atol=1e-4)
+
+
+def _zoo_image_models():
+    from isplab.models import list_models, model_info
+
+    return [n for n in list_models() if model_info(n)["output"] in ("srgb", "linear_rgb")]
+
+
+@pytest.mark.parametrize("name", [n for n in _zoo_image_models() if n != "pynet"])
+def test_every_zoo_model_tiles_without_seams(name):
+    """Tiled vs one-tile inference >= 50 dB (PyNET, too slow here, is measured in
+    benchmarks/tiled_consistency.py)."""
+    from isplab.models import create_model, model_info
+
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    g = torch.Generator().manual_seed(0)
+    channels = 4 if model_info(name)["input"] == "packed_raw" else 3
+    x = torch.rand(1, channels, 128, 128, generator=g)
+    x[..., :64] *= 0.3  # tiles with different statistics
+    full = tiled_forward(model, x, tile=10**6, context_size=128)
+    tiled = tiled_forward(model, x, tile=64, overlap=32, context_size=128)
+    assert float(psnr(tiled.clamp(0, 1), full.clamp(0, 1))) >= 50

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from isplab.errors import InvalidInputError
 
@@ -80,3 +81,22 @@ def rgb_to_packed(rgb: torch.Tensor) -> torch.Tensor:
          rgb[:, 1, 1::2, 0::2], rgb[:, 2, 1::2, 1::2]],
         dim=1,
     )
+
+
+class GlobalAvgPool(nn.Module):
+    """Mean over the spatial dimensions, ``N x C x H x W -> N x C x 1 x 1`` (or ``N x C``).
+
+    A module rather than ``x.mean((2, 3))`` so that tiled inference can find it: it is
+    flagged ``isplab_global`` and :class:`isplab.infer.GlobalStatistics` computes it once on
+    the downscaled full frame and reuses it for every tile. Use it for every image-global
+    pooling in the zoo.
+    """
+
+    isplab_global = True
+
+    def __init__(self, keepdim: bool = True):
+        super().__init__()
+        self.keepdim = keepdim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3), keepdim=self.keepdim)

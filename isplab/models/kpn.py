@@ -28,7 +28,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from isplab.errors import InvalidInputError
-from isplab.models.common import check_input, crop_to, packed_to_bilinear_rgb, pad_to_multiple
+from isplab.models.common import (
+    GlobalAvgPool,
+    check_input,
+    crop_to,
+    packed_to_bilinear_rgb,
+    pad_to_multiple,
+)
 from isplab.models.pac import gamma_encode
 from isplab.models.registry import register_model
 from isplab.models.sid import UNet
@@ -110,6 +116,7 @@ class KernelISP(nn.Module):
                                        nn.Linear(64, 9))
             nn.init.zeros_(self.color[2].weight)
             nn.init.zeros_(self.color[2].bias)
+            self.pool = GlobalAvgPool(keepdim=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Packed raw ``N x 4 x h x w`` in [0, 1] -> sRGB ``N x 3 x 2h x 2w`` (padding to the
@@ -122,7 +129,7 @@ class KernelISP(nn.Module):
         h2, w2 = pred.shape[-2:]
         rgb = packed_to_bilinear_rgb(x)
         if self.color is not None:
-            delta = self.color(feats[-1].mean(dim=(2, 3))).view(n, 3, 3)
+            delta = self.color(self.pool(feats[-1])).view(n, 3, 3)
             m = torch.eye(3, dtype=x.dtype, device=x.device) + delta
             rgb = torch.matmul(m, rgb.reshape(n, 3, -1)).view(n, 3, h2, w2)
         encoded = gamma_encode(rgb, self.gamma)

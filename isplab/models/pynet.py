@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from isplab.errors import InvalidInputError
-from isplab.models.common import check_input, pad_to_multiple
+from isplab.models.common import GlobalAvgPool, check_input, pad_to_multiple
 from isplab.models.registry import register_model
 
 # official packing (B, Gb, R, Gr) of an RGGB mosaic, as indices into our (R, G1, G2, B)
@@ -493,10 +493,11 @@ class _ChannelAttention(nn.Module):
         self.conv = _Conv(c, c, 3)
         self.squeeze = nn.Sequential(_Conv(c, c, 1, 3, same=False), _Conv(c, c, 3, 3, same=False))
         self.excite = nn.Sequential(_Conv(c, c, 1), nn.Conv2d(c, c, 1))
+        self.pool = GlobalAvgPool()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.conv(x)
-        a = self.squeeze(f).mean(dim=(2, 3), keepdim=True)
+        a = self.pool(self.squeeze(f))
         return x + f * torch.sigmoid(self.excite(a))
 
 
@@ -640,9 +641,10 @@ class _AttentionGate(nn.Module):
         )
         self.excite = nn.Sequential(nn.Conv2d(c, hidden, 1), nn.PReLU(hidden),
                                     nn.Conv2d(hidden, out, 1))
+        self.pool = GlobalAvgPool()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a = self.squeeze(_pad_min(x, self.min_size)).mean(dim=(2, 3), keepdim=True)
+        a = self.pool(self.squeeze(_pad_min(x, self.min_size)))
         return torch.sigmoid(self.excite(a))
 
 

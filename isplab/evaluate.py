@@ -55,6 +55,7 @@ class Method:
     note: str = ""
     seconds: float = 0.0
     megapixels: float = 0.0
+    parameters: int | None = None
     values: dict[str, list[float]] = field(default_factory=dict)
 
 
@@ -227,7 +228,8 @@ def _model(spec: str, protocol: str) -> Method:
         with torch.inference_mode():
             return model(x).clamp(0, 1)
 
-    return Method(label, run, note=note)
+    return Method(label, run, note=note,
+                  parameters=sum(p.numel() for p in model.parameters()))
 
 
 def resolve_method(spec: str, protocol: str) -> Method:
@@ -260,8 +262,13 @@ def evaluate(
     seed: int = 0,
     limit: int | None = None,
     progress: Callable[[str], None] | None = None,
+    previews: int = 0,
 ) -> dict[str, Any]:
     """Run every method on every protocol item; return per-image values and aggregates.
+
+    ``previews`` > 0 keeps, for the first that many images, the input preview, each
+    method's output and the reference (``result["previews"]``, uint8 arrays) for
+    :func:`isplab.report.html_report`.
 
     Returns a dict with ``protocol``, ``data``, ``border``, ``noise``, ``images`` (names)
     and ``methods``: name -> {``note``, ``mp_per_s``, metric -> {``mean``, ``median``,
@@ -279,9 +286,13 @@ def evaluate(
         opts = {"border": border} if "border" in _metric_defaults(k) else {}
         scorers[k] = create_metric(k, **opts)
     images = []
+    kept: dict[str, dict[str, Any]] = {}
     for item in protocol_items(protocol, Path(data) if data else None, noise, seed, limit):
         images.append(item["name"])
         target = item["target"]
+        keep = len(kept) < previews
+        if keep:
+            kept[item["name"]] = {"input": _input_preview(item), "reference": _u8(target)}
         for m in ms:
             t0 = time.perf_counter()
             with torch.inference_mode():
@@ -293,23 +304,44 @@ def evaluate(
                                         f"{item['name']}, the reference is {tuple(target.shape)}")
             for k, scorer in scorers.items():
                 m.values.setdefault(k, []).append(float(scorer(out, target)[0]))
+            if keep:
+                kept[item["name"]][m.name] = _u8(out)
         if progress:
             progress(item["name"])
     if not images:
         raise InvalidInputError("the protocol produced no images", data)
     return {
+        "previews": kept,
         "protocol": protocol, "data": str(data or default_data(protocol)), "border": border,
         "noise": noise, "seed": seed, "images": images,
         "methods": {
             m.name: {
                 "note": m.note,
                 "mp_per_s": m.megapixels / m.seconds if m.seconds else None,
+                "parameters": m.parameters,
                 **{k: {"mean": statistics.fmean(v), "median": statistics.median(v),
                        "per_image": v} for k, v in m.values.items()},
             }
             for m in ms
         },
     }
+
+
+def _u8(x: torch.Tensor):
+    return (x[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype("uint8")
+
+
+def _input_preview(item: dict[str, Any]):
+    """What the method starts from, viewable: the RGB input, or the raw bilinear-demosaiced
+    with a plain sRGB curve (no white balance or colour correction)."""
+    if "rgb" in item:
+        return _u8(item["rgb"])
+    from isplab.classic import srgb_gamma
+    from isplab.models.common import packed_to_bilinear_rgb
+
+    if "mosaic" in item:  # demosaic protocol: the mosaic as it is encoded
+        return _u8(item["mosaic"].expand(-1, 3, -1, -1))
+    return _u8(srgb_gamma(packed_to_bilinear_rgb(item["packed"]).clamp(0, 1)))
 
 
 def _metric_defaults(name: str) -> dict:

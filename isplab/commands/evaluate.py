@@ -32,6 +32,11 @@ def command(
     limit: Annotated[int | None, typer.Option("--limit", help="First N images only.")] = None,
     json_out: Annotated[Path | None, typer.Option(
         "--json", help="Write the full result (per image, mean, median) here.")] = None,
+    html_out: Annotated[Path | None, typer.Option(
+        "--html", help="Write a self-contained HTML report: side-by-side pictures with a "
+        "zoomed detail, the table, plots (matplotlib, report extra).")] = None,
+    previews: Annotated[int, typer.Option(
+        "--previews", help="Images shown in the HTML report.")] = 4,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     debug: Annotated[bool, typer.Option("--debug")] = False,
 ) -> None:
@@ -51,7 +56,8 @@ def command(
 
     try:
         result = evaluate(model, protocol, data, [m.strip() for m in metrics.split(",") if m],
-                          border=border, noise=noise, seed=seed, limit=limit, progress=tick)
+                          border=border, noise=noise, seed=seed, limit=limit, progress=tick,
+                          previews=previews if html_out else 0)
     except IsplabError as exc:
         if debug:
             raise
@@ -60,6 +66,12 @@ def command(
     out.print(f"protocol {result['protocol']} on {result['data']} ({len(result['images'])} "
               f"images, border {result['border']}, noise {result['noise']})", soft_wrap=True)
     out.print(markdown_table(result), markup=False, soft_wrap=True)
+    if html_out:
+        from isplab.report import html_report
+
+        html_report(result, html_out)
+        err.print(f"report written to {html_out}")
     if json_out:
-        text = json.dumps(result, indent=2) + "\n"
+        data = {k: v for k, v in result.items() if k != "previews"}
+        text = json.dumps(data, indent=2) + "\n"
         atomic_write(json_out, lambda tmp: Path(tmp).write_text(text), overwrite=True)

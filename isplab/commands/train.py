@@ -22,7 +22,7 @@ def command(
     debug: Annotated[bool, typer.Option("--debug", help="Tracebacks and debug logs.")] = False,
 ) -> None:
     """Train a model from a recipe: checkpoints, logs (CSV, TensorBoard) and final weights
-    go to the run directory. Under `torchrun --nproc_per_node=N isplab train ...` it uses
+    go to the run directory. Under `torchrun --nproc_per_node=N -m isplab.cli train ...` it uses
     DDP (gloo on CPU, NCCL on GPU); only rank 0 writes."""
     from isplab.cli import _setup_logging, err
     from isplab.errors import IsplabError

@@ -28,6 +28,7 @@ import torch
 
 from isplab.errors import InvalidInputError, IsplabError
 from isplab.raw.cfa import check_pattern, unpack
+from isplab.raw.packed import write_packed_png  # noqa: F401  (re-exported)
 from isplab.synth.noise import default_black_level, degrade
 from isplab.synth.unprocess import UnprocessParams, unprocess
 
@@ -53,25 +54,6 @@ def _write_bytes(path: Path, data: bytes, overwrite: bool) -> None:
     from isplab.io import atomic_write
 
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data), overwrite)
-
-
-def write_packed_png(path: Path, packed: np.ndarray, overwrite: bool = False) -> Path:
-    """Write a packed raw ``4 x h x w`` uint16 (R, G1, G2, B) as a 4-channel 16-bit PNG whose
-    channels R, G, B, A hold R, G1, G2, B (OpenCV writes BGRA, hence the reordering)."""
-    import cv2
-
-    from isplab.io import atomic_write
-
-    if packed.ndim != 3 or packed.shape[0] != 4 or packed.dtype != np.uint16:
-        raise InvalidInputError(f"expected a 4 x h x w uint16 array, got {packed.shape} "
-                                f"{packed.dtype}")
-    bgra = np.ascontiguousarray(np.moveaxis(packed, 0, -1)[..., [2, 1, 0, 3]])
-
-    def _write(tmp: str) -> None:
-        if not cv2.imwrite(tmp, bgra):
-            raise IsplabError("OpenCV could not write the PNG", path)
-
-    return atomic_write(path, _write, overwrite)
 
 
 def _check_args(patch: int, per_image: int, cfa: str, low_light: float, bit_depth: int,

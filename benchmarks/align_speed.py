@@ -3,7 +3,9 @@
 A Wikipedia photo is upscaled to 6000x4000 (the "DSLR"), and a 4000x3000 phone raw is
 filmed from it with a known homography + smooth deformation (isplab.data.align_synth).
 :func:`isplab.data.align.align_pair` then runs with ``--threads`` threads (OpenCV and
-torch); the seconds of each stage are printed (median of ``--repeat`` runs), with the EPE.
+torch); the wall and CPU seconds of each stage are printed (median of ``--repeat`` runs),
+with the machine's load average (the machine is shared: CPU seconds are what load does not
+inflate), and the EPE.
 
     python benchmarks/align_speed.py [--threads 2] [--repeat 1] [--photo 001]
 """
@@ -11,6 +13,7 @@ torch); the seconds of each stage are printed (median of ``--repeat`` runs), wit
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import time
@@ -44,18 +47,23 @@ def main() -> None:
     print(f"synthetic pair made in {time.perf_counter() - t:.1f} s: raw "
           f"{pair.raw.width}x{pair.raw.height} ({pair.raw.megapixels:.1f} MP), DSLR "
           f"{dslr.shape[1]}x{dslr.shape[0]}")
-    runs = []
+    runs, cpus = [], []
+    load0 = os.getloadavg()[0]
     for _ in range(args.repeat):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         res = align_pair(pair.raw, pair.reference, args.patch)
-        total = time.perf_counter() - t
+        total, cpu = time.perf_counter() - t, time.process_time() - c
         runs.append({**res.stats["seconds"], "total": total})
+        cpus.append({**res.stats["cpu_seconds"], "total": cpu})
+    load1 = os.getloadavg()[0]
     stages = list(runs[0])
-    print(f"\n{platform.processor() or platform.machine()}, {args.threads} threads, "
-          f"median of {args.repeat}")
-    print("| stage | seconds |\n|---|---:|")
+    print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"{args.threads} threads, median of {args.repeat}; 1-min load average "
+          f"{load0:.1f} before, {load1:.1f} after")
+    print("| stage | wall s | CPU s |\n|---|---:|---:|")
     for s in stages:
-        print(f"| {s} | {statistics.median(r[s] for r in runs):.2f} |")
+        print(f"| {s} | {statistics.median(r[s] for r in runs):.2f} | "
+              f"{statistics.median(r[s] for r in cpus):.2f} |")
 
     h, w = res.raw_shape
     ys, xs = np.mgrid[0:h:4, 0:w:4].astype(np.float64)

@@ -14,13 +14,16 @@ Stages (:func:`align_pair`):
    phone's, and ``cv2.findTransformECC`` (``MOTION_HOMOGRAPHY``, gaussian pre-filter)
    refines the homography on the overlap, coarse to fine.
 3. *Flow*: dense residual flow (``cv2.DISOpticalFlow``) from the preview to the warped
-   reference, kept only where it is confident: forward-backward consistent, close to its
-   local mean, on texture; then smoothed by normalised convolution (so it fades to zero away
-   from confident areas). The final map is ``reference = H(p + r(p))``.
+   reference at the full preview resolution, kept only where it is confident:
+   forward-backward consistent, close to its local mean, and precise (the phone's noise
+   level against the reference's texture, :func:`predicted_flow_std`); then a polynomial
+   plus normalised convolution (so it fades to the polynomial away from confident areas).
+   The final map is ``reference = H(p + r(p))``.
 4. *Patches*: a grid of ``patch x patch`` raw crops at even offsets (the Bayer phase kept);
    the reference is warped onto each crop's raw pixel grid (``cv2.remap``); each patch is
-   scored (residual flow, SIFT keypoints, correlation) and accepted or rejected with its
-   reasons, as the filters of Xing et al. 2022 do.
+   scored (residual flow, SIFT keypoints, correlation; all from whole-frame maps through
+   integral images) and accepted or rejected with its reasons, as the filters of Xing et
+   al. 2022 do.
 
 :func:`align_dataset` runs this over many pairs and writes the ``PairedRawRGBDataset``
 layout (``raw/``, ``rgb/``, ``meta/``, ``patches.csv``, ``summary.json``); a pair that fails
@@ -279,7 +282,8 @@ def raw_preview(raw: RawImage) -> np.ndarray:
 
 
 def _gray(rgb: np.ndarray) -> np.ndarray:
-    return (rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114).astype(np.float32)
+    """``h x w x 3`` RGB -> ``h x w`` float32 luma (0.299 R + 0.587 G + 0.114 B)."""
+    return cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.float32), cv2.COLOR_RGB2GRAY)
 
 
 def _to_u8(gray: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -291,13 +295,16 @@ def _to_u8(gray: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
 
 def match_histogram(source: np.ndarray, template: np.ndarray,
                     source_mask: np.ndarray | None = None,
-                    template_mask: np.ndarray | None = None, levels: int = 256) -> np.ndarray:
+                    template_mask: np.ndarray | None = None, levels: int = 256,
+                    max_samples: int = 400_000) -> np.ndarray:
     """Map the grey values of ``source`` so their distribution matches ``template``'s.
 
     Args:
         source, template: 2-D float arrays (any range).
         source_mask, template_mask: bool masks of the pixels whose histograms are compared.
         levels: number of quantiles of the piecewise-linear transfer curve.
+        max_samples: the quantiles are taken on at most about this many (evenly strided)
+            pixels of each image; plenty for 256 levels, and it keeps 12 MP frames fast.
 
     Returns:
         ``source``'s shape, float32, values in the range of ``template``.
@@ -306,6 +313,8 @@ def match_histogram(source: np.ndarray, template: np.ndarray,
     t = template[template_mask] if template_mask is not None else template.ravel()
     if s.size == 0 or t.size == 0:
         return source.astype(np.float32)
+    s = s[::max(1, s.size // max_samples)]
+    t = t[::max(1, t.size // max_samples)]
     q = np.linspace(0, 100, levels)
     sq = np.percentile(s, q)
     tq = np.percentile(t, q)
@@ -458,7 +467,7 @@ def _check_homography(h: np.ndarray, shape: tuple[int, int], path: Path | None) 
 def refine_ecc(
     template: np.ndarray, image: np.ndarray, h0: np.ndarray, *, levels: int = 2,
     iterations: int = 60, eps: float = 1e-6, gauss_size: int = 5,
-    mask: np.ndarray | None = None,
+    mask: np.ndarray | None = None, max_size: int | None = None,
 ) -> tuple[np.ndarray, float]:
     """Refine a homography with ECC (``cv2.findTransformECC``, ``MOTION_HOMOGRAPHY``).
 
@@ -470,6 +479,10 @@ def refine_ecc(
         iterations, eps: stopping criteria per level.
         gauss_size: ECC's gaussian pre-filter size (odd).
         mask: optional uint8 mask of usable ``image`` pixels.
+        max_size: the finest level is shrunk so that the template's long side is at most
+            this (None: full size). ECC's cost grows with the pixel count while a
+            homography (8 numbers) is pinned down well by a ~1000 px image; the residual
+            flow takes care of the rest.
 
     Returns:
         (refined homography, final correlation coefficient).
@@ -479,14 +492,15 @@ def refine_ecc(
     """
     h = h0.astype(np.float64).copy()
     rho = float("nan")
+    f0 = 1.0 if max_size is None else min(1.0, max_size / max(template.shape))
     for lvl in reversed(range(levels)):
-        f = 0.5 ** lvl
+        f = f0 * 0.5 ** lvl
         t, st = _resize(template, f)
         im, si = _resize(image, f)
         mk = None
         if mask is not None:
             mk = cv2.resize(mask, im.shape[::-1], interpolation=cv2.INTER_NEAREST) \
-                if f < 1 else mask
+                if f < 0.999 else mask
         hl = si @ h @ np.linalg.inv(st)
         warp = (hl / hl[2, 2]).astype(np.float32)
         criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, iterations, eps)
@@ -497,22 +511,101 @@ def refine_ecc(
     return h, float(rho)
 
 
+def noise_level(gray: np.ndarray, mask: np.ndarray | None = None, *, bins: int = 16,
+                quantile: float = 0.1, window: int = 5) -> np.ndarray:
+    """Per-pixel noise standard deviation of a grey image, from its noise level function.
+
+    The local standard deviation in ``window x window`` boxes is binned by the local mean;
+    in each bin a low ``quantile`` of it is the noise (the flattest boxes of that brightness
+    hold only noise), so signal-dependent (shot) noise and the tone curve are followed.
+    The curve is interpolated at each pixel's local mean. On pure noise it reads about 0.75
+    to 0.9 of the true sigma (a low quantile of 25-pixel estimates), a bias the thresholds
+    that use it absorb; at a brightness no flat area of the image has, texture leaks in and
+    the noise is overestimated (which only makes the confidence test stricter there).
+
+    Args:
+        gray: ``h x w`` float32 (any range; the result is in the same units).
+        mask: ``h x w`` bool, the pixels to estimate the curve on (default: all).
+
+    Returns:
+        ``h x w`` float32 noise sigma.
+    """
+    g = gray.astype(np.float32, copy=False)
+    mu = cv2.blur(g, (window, window))
+    var = cv2.blur(g * g, (window, window)) - mu * mu
+    sd = np.sqrt(np.maximum(var, 0.0))
+    c = window // 2
+    sub = np.s_[c::window, c::window]  # non-overlapping boxes
+    m = np.ones(mu[sub].shape, bool) if mask is None else mask[sub]
+    mv, sv = mu[sub][m], sd[sub][m]
+    if mv.size < 4 * bins:
+        return np.full(g.shape, float(np.median(sd)) if sd.size else 0.0, np.float32)
+    edges = np.quantile(mv, np.linspace(0, 1, bins + 1))
+    idx = np.clip(np.searchsorted(edges, mv, side="right") - 1, 0, bins - 1)
+    centres, sigmas = [], []
+    for i in range(bins):
+        sel = idx == i
+        if sel.sum() >= 8:
+            centres.append(float(mv[sel].mean()))
+            sigmas.append(float(np.quantile(sv[sel], quantile)))
+    if not centres:
+        return np.full(g.shape, float(np.quantile(sv, quantile)), np.float32)
+    return np.interp(mu, centres, sigmas).astype(np.float32)
+
+
+def predicted_flow_std(phone: np.ndarray, reference: np.ndarray, mask: np.ndarray | None = None,
+                       *, window_sigma: float = 3.0) -> np.ndarray:
+    """How precisely a local patch match can be located: ``sigma_n / sqrt(A * lambda_min)``.
+
+    ``lambda_min`` is the smaller eigenvalue of the structure tensor of ``reference`` (the
+    clean side) averaged with a gaussian of ``window_sigma``, ``A = 4 pi window_sigma^2`` the
+    window's effective pixel count, and ``sigma_n`` the noise of ``phone``
+    (:func:`noise_level`). This is the standard deviation of a least-squares (Lucas-Kanade)
+    displacement over that window along its least textured direction: large on flat areas,
+    on soft gradients drowned in noise, and along straight edges (aperture problem).
+
+    Args:
+        phone, reference: ``h x w`` grey images on the same grid and in the same units
+            (the reference warped onto the phone's grid, brightness-matched).
+        mask: pixels to estimate the noise on.
+
+    Returns:
+        ``h x w`` float32, in pixels.
+    """
+    ref = reference.astype(np.float32, copy=False)
+    gx = cv2.Sobel(ref, cv2.CV_32F, 1, 0, ksize=3, scale=1 / 8)
+    gy = cv2.Sobel(ref, cv2.CV_32F, 0, 1, ksize=3, scale=1 / 8)
+    jxx = cv2.GaussianBlur(gx * gx, (0, 0), window_sigma)
+    jyy = cv2.GaussianBlur(gy * gy, (0, 0), window_sigma)
+    jxy = cv2.GaussianBlur(gx * gy, (0, 0), window_sigma)
+    lmin = 0.5 * (jxx + jyy) - np.sqrt(0.25 * (jxx - jyy) ** 2 + jxy * jxy)
+    area = 4 * np.pi * window_sigma ** 2
+    sigma_n = noise_level(phone.astype(np.float32, copy=False), mask)
+    return sigma_n / np.sqrt(np.maximum(lmin, 1e-6) * area)
+
+
 def residual_flow(
     phone_u8: np.ndarray, reference_u8: np.ndarray, overlap: np.ndarray, *,
-    preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, fb_threshold: float = 0.5,
-    variance_threshold: float = 0.5, texture_threshold: float = 2e-4, sigma: float = 12.0,
-    support: float = 0.3, degree: int = 3,
+    preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, finest_scale: int = 0,
+    patch_stride: int = 4, variational_iterations: int = 2, fb_threshold: float = 0.5,
+    variance_threshold: float = 0.5, max_flow_std: float = 0.15,
+    window_sigma: float = 3.0, sigma: float = 12.0, support: float = 0.3, degree: int = 3,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Dense residual flow from the phone preview to the (already warped) reference.
 
-    DIS flow is computed both ways. A pixel is *confident* when it is in ``overlap``, its
+    DIS flow (``preset``, down to pyramid level ``finest_scale``: 0 = full preview
+    resolution; ``patch_stride`` and ``variational_iterations`` override the preset's 3
+    and 5, which cost twice as much at level 0 for no measurable gain after the
+    smoothing) is computed both ways (the backward flow, used only for the consistency
+    check, without variational refinement). A pixel is *confident* when it is in ``overlap``, its
     forward-backward error is below ``fb_threshold`` (pixels), its flow differs from the
-    local (gaussian ``sigma / 2``) mean by less than ``variance_threshold`` and it is
-    textured (minimum eigenvalue of the structure tensor above ``texture_threshold``, on
-    [0, 1] intensities). A smooth polynomial of ``degree`` is fitted to the confident flow
-    (:func:`smooth_flow_model`; 0 = none); what it leaves is smoothed by normalised
-    convolution with a gaussian of ``sigma`` and, where the confident support ``G * m`` is
-    below ``support``, faded linearly to zero (so texture-less areas get the polynomial).
+    local (gaussian ``sigma / 2``) mean by less than ``variance_threshold`` and a patch match
+    there is precise: :func:`predicted_flow_std` (the phone's noise against the reference's
+    texture) below ``max_flow_std`` pixels. A smooth polynomial of ``degree`` is fitted to
+    the confident flow (:func:`smooth_flow_model`; 0 = none); what it leaves is smoothed by
+    normalised convolution with a gaussian of ``sigma`` and, where the confident support
+    ``G * m`` is below ``support``, faded linearly to zero (so texture-less areas get the
+    polynomial).
 
     Args:
         phone_u8, reference_u8: ``h x w`` uint8 grey images (histogram-matched).
@@ -523,7 +616,12 @@ def residual_flow(
         support ``G * m`` in [0, 1]).
     """
     dis = cv2.DISOpticalFlow_create(preset)
+    dis.setFinestScale(int(finest_scale))
+    dis.setPatchStride(int(patch_stride))
+    dis.setVariationalRefinementIterations(int(variational_iterations))
     fwd = dis.calc(phone_u8, reference_u8, None)
+    # the backward flow only checks consistency: no variational refinement (half the cost)
+    dis.setVariationalRefinementIterations(0)
     bwd = dis.calc(reference_u8, phone_u8, None)
     hh, ww = phone_u8.shape
     gx, gy = np.meshgrid(np.arange(ww, dtype=np.float32), np.arange(hh, dtype=np.float32))
@@ -532,9 +630,9 @@ def residual_flow(
     fb = np.hypot(fwd[..., 0] + back[..., 0], fwd[..., 1] + back[..., 1])
     local = cv2.GaussianBlur(fwd, (0, 0), sigma / 2)
     dev = np.hypot(fwd[..., 0] - local[..., 0], fwd[..., 1] - local[..., 1])
-    texture = cv2.cornerMinEigenVal(phone_u8.astype(np.float32) / 255.0, 5, 3)
+    precision = predicted_flow_std(phone_u8, reference_u8, overlap, window_sigma=window_sigma)
     conf = overlap & (fb < fb_threshold) & (dev < variance_threshold) & \
-        (texture > texture_threshold)
+        (precision < max_flow_std)
     base = smooth_flow_model(fwd, conf, degree) if degree > 0 else np.zeros_like(fwd)
     m = conf.astype(np.float32)
     den = cv2.GaussianBlur(m, (0, 0), sigma)
@@ -548,9 +646,11 @@ def residual_flow(
 
 
 def smooth_flow_model(flow: np.ndarray, mask: np.ndarray, degree: int = 3,
-                      step: int = 4, min_points: int = 200) -> np.ndarray:
+                      step: int = 4, min_points: int = 200,
+                      max_points: int = 40_000) -> np.ndarray:
     """Robust least-squares fit of a bivariate polynomial of ``degree`` to each flow
-    component over the pixels of ``mask`` (sampled every ``step`` pixels; two rounds, the
+    component over the pixels of ``mask`` (sampled every ``step`` pixels, a coarser step
+    on big frames so that at most about ``max_points`` are used; two rounds, the
     second without the points beyond 3 robust sigmas). It models the low-frequency part of
     a residual deformation (lens distortion differences) and fills texture-less areas.
 
@@ -561,6 +661,7 @@ def smooth_flow_model(flow: np.ndarray, mask: np.ndarray, degree: int = 3,
         ``h x w x 2`` float32 (zeros when fewer than ``min_points`` samples).
     """
     hh, ww = mask.shape
+    step = max(step, int(math.sqrt(hh * ww / max_points)))
     sub = mask[::step, ::step]
     ys, xs = np.nonzero(sub)
     if ys.size < min_points:
@@ -592,15 +693,6 @@ def smooth_flow_model(flow: np.ndarray, mask: np.ndarray, degree: int = 3,
     return cv2.resize(coarse, (ww, hh), interpolation=cv2.INTER_LINEAR)
 
 
-def _ncc(a: np.ndarray, b: np.ndarray) -> float:
-    a = a.astype(np.float64).ravel()
-    b = b.astype(np.float64).ravel()
-    a = a - a.mean()
-    b = b - b.mean()
-    den = math.sqrt(float(a @ a) * float(b @ b))
-    return float(a @ b / den) if den > 0 else 0.0
-
-
 # ---------------------------------------------------------------- align one pair
 
 
@@ -620,8 +712,11 @@ def align_pair(
     ratio: float = 0.75,
     ecc_levels: int = 2,
     ecc_gauss_size: int = 5,
+    ecc_size: int | None = 1024,
     flow_sigma: float = 24.0,
     flow_passes: int = 1,
+    flow_finest_scale: int = 0,
+    max_flow_std: float = 0.15,
     cut_patches: bool = True,
     stem: str | None = None,
     raw_options: dict | None = None,
@@ -641,9 +736,14 @@ def align_pair(
         sift_size: long side (pixels) SIFT works at; sift_features: keypoints kept per image.
         ratio: Lowe's ratio.
         ecc_levels, ecc_gauss_size: ECC pyramid levels and gaussian pre-filter size.
+        ecc_size: long side (preview pixels) of ECC's finest level (None: the preview).
         flow_sigma: smoothing of the residual flow (gaussian sigma, raw pixels).
         flow_passes: residual-flow passes (each warps with the flow so far and adds what
             is left; the smoothing loses a little of a curved deformation each pass).
+        flow_finest_scale: finest DIS pyramid level (0: the full preview resolution;
+            1 measures a quarter as many vectors and is about 1.5x less precise).
+        max_flow_std: confident flow only where a patch match is predicted to be this
+            precise (preview pixels; :func:`predicted_flow_std`).
         cut_patches: cut and score patches (False: alignment only).
         stem: name patch ids ``<stem>_<index>`` (default: the raw file's stem or ``pair``).
         raw_options: keyword arguments for :func:`isplab.raw.read`.
@@ -660,16 +760,14 @@ def align_pair(
     stride = patch if stride is None else int(stride)
     if stride < 2 or stride % 2:
         raise InvalidInputError(f"stride must be an even number >= 2, got {stride}")
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
+    clock = _StageClock()
     raw = _as_raw(phone_raw, raw_options)
     ref_rgb, ref_path = _as_reference(reference)
     where = ref_path or raw.path
     stem = stem or (raw.path.stem if raw.path is not None else "pair")
-    timings["read"] = time.perf_counter() - t0
+    clock.lap("read")
 
     # ---- global
-    t0 = time.perf_counter()
     preview = raw_preview(raw)
     phone_gray = _gray(preview)
     ref_gray = _gray(ref_rgb)
@@ -679,10 +777,9 @@ def align_pair(
     h_glob, stats = global_homography(phone_gray, ref_gray, sift_size=sift_size,
                                       sift_features=sift_features, ratio=ratio, path=where)
     _check_homography(h_glob, (ph, pw), where)
-    timings["global"] = time.perf_counter() - t0
+    clock.lap("global")
 
     # ---- reference at the preview's scale, histogram-matched grey images
-    t0 = time.perf_counter()
     k = _local_scale(h_glob, pw / 2, ph / 2)  # reference px per preview px
     ref_small_rgb, s_ref = _resize(ref_rgb, 1.0 / k) if k > 1 else (ref_rgb, np.eye(3))
     h_small = s_ref @ h_glob
@@ -711,7 +808,7 @@ def align_pair(
     if use_ecc:
         try:
             h_new, rho = refine_ecc(phone_m, ref_small, h_small, levels=ecc_levels,
-                                    gauss_size=ecc_gauss_size)
+                                    gauss_size=ecc_gauss_size, max_size=ecc_size)
             # an ECC result far from the feature-based one is a divergence, not a refinement
             cx = np.float64([0, pw - 1, pw - 1, 0])
             cy = np.float64([0, 0, ph - 1, ph - 1])
@@ -729,10 +826,9 @@ def align_pair(
             stats["ecc"] = "did not converge"
             log.warning("%s: ECC did not converge (%s); keeping the feature homography",
                         where, str(exc).strip().splitlines()[-1][:80])
-    timings["ecc"] = time.perf_counter() - t0
+    clock.lap("ecc")
 
     # ---- residual flow
-    t0 = time.perf_counter()
     warped = cv2.warpPerspective(ref_small, h_small, (pw, ph), flags=cv2.INTER_LINEAR |
                                  cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
     phone_m = match_histogram(phone_gray, warped, overlap, overlap)
@@ -753,7 +849,9 @@ def align_pair(
                 warped = cv2.remap(ref_small, mx.astype(np.float32), my.astype(np.float32),
                                    cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
                 b8 = np.clip((warped - mean) / std * 48 + 128, 0, 255).astype(np.uint8)
-            step, fwd, conf, support = residual_flow(a8, b8, overlap, sigma=sigma)
+            step, fwd, conf, support = residual_flow(
+                a8, b8, overlap, sigma=sigma, finest_scale=flow_finest_scale,
+                max_flow_std=max_flow_std)
             flow += step
             left = fwd - step  # what the smooth residual does not explain
             if i == 0:
@@ -763,7 +861,7 @@ def align_pair(
     stats["overlap"] = round(float(overlap.mean()), 4)
     if valid.any():
         stats["flow_mean_px"] = round(2 * float(np.hypot(*flow[valid].T).mean()), 4)
-    timings["flow"] = time.perf_counter() - t0
+    clock.lap("flow")
 
     h_prev = np.linalg.inv(s_ref) @ h_small  # preview -> reference
     h_prev /= h_prev[2, 2]
@@ -777,14 +875,29 @@ def align_pair(
         stats=stats,
     )
     if cut_patches:
-        t0 = time.perf_counter()
         _cut_patches(result, raw, ref_rgb, small_ref_gray=ref_small, h_small=h_small,
                      phone_m=phone_m, left=left, conf=conf, patch=patch, stride=stride,
                      flow_threshold=flow_threshold, min_keypoints=min_keypoints,
                      min_correlation=min_correlation, stem=stem)
-        timings["patches"] = time.perf_counter() - t0
-    stats["seconds"] = {k: round(v, 3) for k, v in timings.items()}
+        clock.lap("patches")
+    stats["seconds"] = {k: round(v, 3) for k, v in clock.wall.items()}
+    stats["cpu_seconds"] = {k: round(v, 3) for k, v in clock.cpu.items()}
     return result
+
+
+class _StageClock:
+    """Wall and process CPU seconds per stage (CPU time counts every thread, and is what
+    a loaded machine does not inflate)."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self._w, self._c = time.perf_counter(), time.process_time()
+
+    def lap(self, name: str) -> None:
+        w, c = time.perf_counter(), time.process_time()
+        self.wall[name], self.cpu[name] = w - self._w, c - self._c
+        self._w, self._c = w, c
 
 
 def _grid(n: int, patch: int, stride: int) -> list[int]:
@@ -793,6 +906,31 @@ def _grid(n: int, patch: int, stride: int) -> list[int]:
     count = (n - patch) // stride + 1
     start = ((n - patch - (count - 1) * stride) // 2) // 2 * 2
     return [start + i * stride for i in range(count)]
+
+
+def _box_sums(img: np.ndarray, ys: np.ndarray, xs: np.ndarray, size: int) -> np.ndarray:
+    """Sums of ``img`` (``h x w``) over the ``size x size`` boxes with top-left corners
+    (ys[i], xs[j]) (preview pixels), from one integral image: ``len(ys) x len(xs)`` float64."""
+    ii = cv2.integral(np.ascontiguousarray(img, dtype=np.float32), sdepth=cv2.CV_64F)
+    y0, x0 = ys[:, None], xs[None, :]
+    return ii[y0 + size, x0 + size] - ii[y0, x0 + size] - ii[y0 + size, x0] + ii[y0, x0]
+
+
+def _keypoint_counts(img_u8: np.ndarray, ys: np.ndarray, xs: np.ndarray, size: int,
+                     mask: np.ndarray | None = None) -> np.ndarray:
+    """SIFT keypoints (detected once on the whole image) whose centre falls in each
+    ``size x size`` box (top-left corners ``ys x xs``, preview pixels): ``len(ys) x len(xs)``
+    int array. ``mask``: uint8, where to detect (the rest is skipped)."""
+    sift = cv2.SIFT_create(nfeatures=0)
+    kps = sift.detect(img_u8, mask)
+    hh, ww = img_u8.shape
+    hist = np.zeros((hh, ww), np.float32)
+    if kps:
+        pts = np.array([kp.pt for kp in kps], np.float64)
+        px = np.clip(np.floor(pts[:, 0] + 0.5).astype(int), 0, ww - 1)
+        py = np.clip(np.floor(pts[:, 1] + 0.5).astype(int), 0, hh - 1)
+        np.add.at(hist, (py, px), 1.0)
+    return np.rint(_box_sums(hist, ys, xs, size)).astype(int)
 
 
 def _cut_patches(result: AlignResult, raw: RawImage, ref_rgb: np.ndarray, *,
@@ -804,38 +942,62 @@ def _cut_patches(result: AlignResult, raw: RawImage, ref_rgb: np.ndarray, *,
     # the reference grey aligned on the preview grid with the full mapping
     gx, gy = np.meshgrid(np.arange(pw, dtype=np.float32), np.arange(ph, dtype=np.float32))
     qx, qy = gx + result.flow[..., 0], gy + result.flow[..., 1]
+    del gx, gy
     mx, my = _apply_h(h_small, qx.astype(np.float64), qy.astype(np.float64))
+    del qx, qy
     aligned = cv2.remap(small_ref_gray, mx.astype(np.float32), my.astype(np.float32),
                         cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    del mx, my
     ov = result.overlap
+    ys = np.array(_grid(raw.height, patch, stride), int) // 2  # preview boxes
+    xs = np.array(_grid(raw.width, patch, stride), int) // 2
+    if ys.size == 0 or xs.size == 0:
+        return
+    q = patch // 2
+    n = float(q * q)
+    # every score from box sums (integral images), so the per-patch loop does no pixel work
+    overlap = _box_sums(ov, ys, xs, q) / n
+    confident = _box_sums(conf, ys, xs, q) / n
+    a = phone_m.astype(np.float32, copy=False)
+    sa, sb = _box_sums(a, ys, xs, q), _box_sums(aligned, ys, xs, q)
+    saa, sbb = _box_sums(a * a, ys, xs, q), _box_sums(aligned * aligned, ys, xs, q)
+    sab = _box_sums(a * aligned, ys, xs, q)
+    cov = sab - sa * sb / n
+    den = np.sqrt(np.maximum(saa - sa * sa / n, 0) * np.maximum(sbb - sb * sb / n, 0))
+    correlation = np.where(den > 1e-9, cov / np.maximum(den, 1e-300), 0.0)
+    unexplained = None
+    if left is not None:
+        unexplained = _box_sums(2 * np.hypot(left[..., 0], left[..., 1]), ys, xs, q) / n
     mean, std = float(phone_m[ov].mean()), float(phone_m[ov].std()) + 1e-6
     a8 = np.clip((phone_m - mean) / std * 48 + 128, 0, 255).astype(np.uint8)
     b8 = np.clip((aligned - mean) / std * 48 + 128, 0, 255).astype(np.uint8)
-    unexplained = None if left is None else 2 * np.hypot(left[..., 0], left[..., 1])
-    sift = cv2.SIFT_create(nfeatures=10000)
+    mask = ov.astype(np.uint8) * 255
+    kp_a = _keypoint_counts(a8, ys, xs, q, mask)
+    kp_b = _keypoint_counts(b8, ys, xs, q, mask)
     packed = raw.packed()[0].numpy()
     scaled = None  # the reference at the raw's scale, made once when a patch is accepted
     index = 0
-    for y in _grid(raw.height, patch, stride):
-        for x in _grid(raw.width, patch, stride):
+    for i, py in enumerate(ys):
+        for j, px in enumerate(xs):
             index += 1
+            x, y = int(px) * 2, int(py) * 2
             s = PatchScore(id=f"{stem}_{index:04d}", x=x, y=y, size=patch)
-            sl = (slice(y // 2, (y + patch) // 2), slice(x // 2, (x + patch) // 2))
-            s.overlap = round(float(ov[sl].mean()), 4)
-            s.confident = round(float(conf[sl].mean()), 4)
+            s.overlap = round(float(overlap[i, j]), 4)
+            s.confident = round(float(confident[i, j]), 4)
             reasons = []
-            if s.overlap < 1.0:
+            if s.overlap < 1.0 - 1e-9:
                 reasons.append("overlap")
             else:
-                s.keypoints_phone = len(sift.detect(a8[sl], None))
-                s.keypoints_reference = len(sift.detect(b8[sl], None))
+                s.overlap = 1.0
+                s.keypoints_phone = int(kp_a[i, j])
+                s.keypoints_reference = int(kp_b[i, j])
                 if max(s.keypoints_phone, s.keypoints_reference) < min_keypoints:
                     reasons.append("keypoints")
                 if unexplained is not None:
-                    s.flow = round(float(unexplained[sl].mean()), 4)
+                    s.flow = round(float(unexplained[i, j]), 4)
                     if s.flow > flow_threshold:
                         reasons.append("flow")
-                s.correlation = round(_ncc(phone_m[sl], aligned[sl]), 4)
+                s.correlation = round(float(correlation[i, j]), 4)
                 if s.correlation < min_correlation:
                     reasons.append("correlation")
             s.accepted = not reasons
@@ -846,6 +1008,7 @@ def _cut_patches(result: AlignResult, raw: RawImage, ref_rgb: np.ndarray, *,
                     scaled = reference_at_raw_scale(ref_rgb, result.homography,
                                                     result.raw_shape)
                 target = result.warp_reference(ref_rgb, x, y, patch, patch, scaled)
+                sl = (slice(py, py + q), slice(px, px + q))
                 result.accepted.append(AlignedPatch(
                     score=s,
                     raw_packed=np.ascontiguousarray(packed[:, sl[0], sl[1]]),

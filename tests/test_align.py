@@ -21,11 +21,11 @@ from isplab.data.align import (
     pair_files,
     predicted_flow_std,
     raw_preview,
-    write_packed_png,
 )
 from isplab.data.align_synth import end_point_error, synthetic_pair
 from isplab.errors import InvalidInputError
 from isplab.raw import RawImage, read, write_dng
+from isplab.raw.packed import write_packed_png
 from tests.conftest import DATA, need
 
 PHOTOS = DATA / "wikipedia_photos49"

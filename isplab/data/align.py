@@ -53,6 +53,7 @@ import torch
 from isplab.errors import InvalidInputError, IsplabError
 from isplab.raw.cfa import packed_offsets
 from isplab.raw.image import RawImage
+from isplab.raw.packed import write_packed_png
 
 log = logging.getLogger(__name__)
 
@@ -1071,15 +1072,6 @@ def _sensor_units(raw: RawImage, packed: np.ndarray) -> tuple[np.ndarray, list[f
     return np.clip(units, 0, 65535).astype(np.uint16), black, white, int(bits)
 
 
-def write_packed_png(path: str | Path, units: np.ndarray) -> None:
-    """Write packed raw ``4 x h x w`` uint16 (R, G1, G2, B) as a 4-channel 16-bit PNG that
-    :func:`isplab.raw.read` returns in the same order (OpenCV stores BGRA, and the reader
-    swaps channels 0 and 2 back)."""
-    arr = np.ascontiguousarray(np.stack([units[2], units[1], units[0], units[3]], axis=-1))
-    if not cv2.imwrite(str(path), arr):
-        raise IsplabError("OpenCV could not write the packed raw PNG", path)
-
-
 def _write_pair(tmp: Path, result: AlignResult, raw: RawImage, phone: Path | None,
                 reference: Path | None) -> list[str]:
     ids = []
@@ -1087,7 +1079,7 @@ def _write_pair(tmp: Path, result: AlignResult, raw: RawImage, phone: Path | Non
     for ap in result.accepted:
         s = ap.score
         units, black, white, bits = _sensor_units(raw, ap.raw_packed)
-        write_packed_png(tmp / "raw" / f"{s.id}.png", units)
+        write_packed_png(tmp / "raw" / f"{s.id}.png", np.asarray(units, dtype=np.uint16))
         rgb = np.clip(ap.target_srgb.transpose(1, 2, 0) * 65535 + 0.5, 0, 65535)
         rgb = rgb.astype(np.uint16)
         if not cv2.imwrite(str(tmp / "rgb" / f"{s.id}.png"), np.ascontiguousarray(rgb[..., ::-1])):

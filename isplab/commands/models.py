@@ -13,16 +13,26 @@ PACKAGE_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 
 
 def installed_weights(name: str) -> list[Path]:
-    """Weights files for ``name``: the package's ``isplab/weights/<name>*.safetensors`` and
-    ``$ISPLAB_WEIGHTS_DIR/<name>*.safetensors``."""
+    """Weights files for ``name`` in the package's ``isplab/weights/`` and in
+    ``$ISPLAB_WEIGHTS_DIR``: files whose recorded model name (JSON sidecar or safetensors
+    header) is ``name``, or, without a record, whose file name starts with it."""
+    from isplab.models import read_weights_meta
+
     dirs = [PACKAGE_WEIGHTS]
     if os.environ.get("ISPLAB_WEIGHTS_DIR"):
         dirs.append(Path(os.environ["ISPLAB_WEIGHTS_DIR"]))
     found: list[Path] = []
     for d in dirs:
-        if d.is_dir():
-            found += sorted(p for p in d.glob(f"{name}*.safetensors")
-                            if p.stem == name or p.stem.startswith(f"{name}_"))
+        if not d.is_dir():
+            continue
+        for p in sorted(d.glob("*.safetensors")):
+            try:
+                recorded = read_weights_meta(p).get("name")
+            except Exception:  # unreadable file: judge by its name
+                recorded = None
+            if recorded == name or (recorded is None and
+                                    (p.stem == name or p.stem.startswith(f"{name}_"))):
+                found.append(p)
     return found
 
 

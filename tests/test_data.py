@@ -478,3 +478,20 @@ def test_isplab_layout_reads_synthesize_dataset_back(tmp_path, raw_format):
     # Bayer-preserving crops of the written pairs follow the sensor's GRBG geometry
     crops = PairedRawRGBDataset(tmp_path / "out", patch=16, patches_per_image=4)
     assert crops[3]["raw"].shape == (4, 8, 8) and crops[3]["target"].shape == (3, 16, 16)
+
+
+def test_degraded_pair_dataset_is_deterministic_and_degrades():
+    from isplab.data import create_dataset
+
+    folder = DATA / "cbsd68"
+    need(folder)
+    ds = create_dataset("degraded_pairs", folders=[folder], patch=64, seed=3)
+    a, b = ds[5], ds[5]
+    assert torch.equal(a["input"], b["input"]) and a["input"].shape == (3, 64, 64)
+    assert float((a["input"] - a["target"]).abs().mean()) > 0.01
+    clean = create_dataset("degraded_pairs", folders=[folder], patch=64, seed=3, domains=())
+    assert torch.equal(clean[5]["input"], clean[5]["target"])
+    he = create_dataset("degraded_pairs", folders=[folder], patch=64, seed=3, target_he=True)
+    assert not torch.equal(he[5]["target"], a["target"])
+    with pytest.raises(InvalidInputError, match="unknown domains"):
+        create_dataset("degraded_pairs", folders=[folder], domains=("rain",))

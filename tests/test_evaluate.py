@@ -94,3 +94,38 @@ def test_table_and_cli(tmp_path):
     res = CliRunner().invoke(app, ["evaluate", "-m", "classic", "-p", "paired"])
     assert res.exit_code == 2 and "needs --data" in res.output
     assert torch.is_tensor(read_image(KODAK / "kodim01.png"))
+
+
+def test_synthetic_isp_protocol_with_true_metadata():
+    need(KODAK)
+    r = evaluate(["classic", "classic:malvar2004"], "synthetic-isp", KODAK, metrics=["psnr"],
+                 limit=2)
+    bil = r["methods"]["classic:bilinear"]["psnr"]["mean"]
+    mal = r["methods"]["classic:malvar2004"]["psnr"]["mean"]
+    assert 22 < bil < mal  # same raw, better demosaic
+    assert "true WB" in r["methods"]["classic:bilinear"]["note"]
+    again = evaluate(["classic"], "synthetic-isp", KODAK, metrics=["psnr"], limit=2)
+    assert again["methods"]["classic:bilinear"]["psnr"]["mean"] == bil  # seeded raws
+    noisy = evaluate(["classic"], "synthetic-isp", KODAK, metrics=["psnr"], limit=2, noise=1)
+    assert noisy["methods"]["classic:bilinear"]["psnr"]["mean"] < bil
+
+
+def test_rgb_pairs_protocol_scores_the_real_pairs():
+    sidd = DATA / "sidd_srgb_pairs"
+    need(sidd)
+    r = evaluate(["identity"], "rgb-pairs", sidd, metrics=["psnr"], limit=3)
+    assert len(r["images"]) == 3
+    assert 15 < r["methods"]["identity"]["psnr"]["mean"] < 35  # noisy vs clean
+    with pytest.raises(InvalidInputError, match="rgb-pairs"):
+        evaluate(["classic"], "rgb-pairs", sidd, metrics=["psnr"], limit=1)
+
+
+def test_model_method_with_weights(tmp_path):
+    need(KODAK)
+    from isplab.models import create_model, save_weights
+
+    torch.manual_seed(0)
+    w = save_weights(create_model("microisp"), tmp_path / "m.safetensors")
+    r = evaluate([f"microisp={w}"], "synthetic-isp", KODAK, metrics=["psnr"], limit=1)
+    m = r["methods"]["microisp"]
+    assert m["parameters"] == 13_560 and "weights" in m["note"]

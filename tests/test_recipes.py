@@ -82,6 +82,10 @@ def _small(recipe_path: Path, tmp: Path) -> dict:
                   or "lab_vgg" in st["losses"] for st in stages_of(base))
         sets += [f"data.train.args.patch={192 if big else 64}",
                  f"data.train.args.folders=[{DATA / 'cbsd68'}]"]
+    elif spec["dataset"] == "degraded_pairs":
+        need(DATA / "cbsd68")
+        sets += [f"data.train.args.folders=[{DATA / 'cbsd68'}]", "data.train.args.patch=64",
+                 "data.train.args.cache=false"]
     elif spec["dataset"] == "demosaic":
         need(DATA / "cbsd68")
         sets += [f"data.train.args.folders=[{DATA / 'cbsd68'}]", "data.train.args.patch=64"]

@@ -21,6 +21,8 @@ _DATASETS: dict[str, tuple[str, str, str]] = {
                  "RGB photos re-mosaiced (linear or sRGB), optional noise"),
     "rgb_pairs": ("isplab.data.datasets", "RGBPairDataset",
                   "sRGB -> sRGB pairs (SIDD, City100, input/ + target/)"),
+    "degraded_pairs": ("isplab.data.datasets", "DegradedPairDataset",
+                       "clean photos degraded (noise, texture, colour) -> the clean photo"),
 }
 
 _EXPORTS = {cls: mod for mod, cls, _ in _DATASETS.values()}

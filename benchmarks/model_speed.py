@@ -73,10 +73,10 @@ def main() -> None:
         model = create_model(name).eval()
         gflops = gflops_per_megapixel(model, (64, 64), x.shape[1], scale)
         with torch.inference_mode():
-            t = median_time(lambda m=model: m(x), args.repeat)
+            t = median_time(lambda m=model, x=x: m(x), args.repeat)
             model_cl = model.to(memory_format=torch.channels_last)
             x_cl = x.contiguous(memory_format=torch.channels_last)
-            t_cl = median_time(lambda m=model_cl: m(x_cl), args.repeat)
+            t_cl = median_time(lambda m=model_cl, x=x_cl: m(x), args.repeat)
         best = min(t, t_cl)
         print(f"| {name} | {info['parameters']:,} | {gflops:.1f} | {mp / t:.3f} | "
               f"{mp / t_cl:.3f} | {'channels_last' if t_cl < t else 'default'} | "

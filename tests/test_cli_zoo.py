@@ -74,8 +74,9 @@ def test_develop_with_a_zoo_model_and_with_onnx(tmp_path, microisp_weights):
     assert runner.invoke(app, ["export", str(microisp_weights), "-o", str(onnx),
                                "--dynamic", "--tile", "64", "64"]).exit_code == 0
     out2 = tmp_path / "out2"
-    res = runner.invoke(app, ["develop", str(out / "isplab_sample_astronaut.dng"), "-o", str(out2), "--onnx",
-                              str(onnx), "--tile", "128", "-q"])
+    sample = out / "isplab_sample_astronaut.dng"
+    res = runner.invoke(app, ["develop", str(sample), "-o", str(out2), "--onnx", str(onnx),
+                              "--tile", "128", "-q"])
     assert res.exit_code == 0, res.output
     a = read_image(out2 / "isplab_sample_astronaut.png").numpy()
     assert np.abs(a - developed.numpy()).max() <= 1 / 255 + 1e-6

@@ -22,9 +22,9 @@ from isplab.models import (
 from isplab.models.common import (
     check_input,
     crop_to,
-    pad_to_multiple,
     packed_to_bilinear_rgb,
     packed_to_mosaic,
+    pad_to_multiple,
     rgb_to_packed,
 )
 from isplab.models.export import export_torchscript, onnx_max_error

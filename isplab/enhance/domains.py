@@ -1,0 +1,439 @@
+"""MDIE's three degradation domains, built from real photos, and the real evaluation pairs.
+
+Domains (index, name) — label 1 = the high-quality side, 0 = degraded:
+
+0. ``colour``: a white-balance cast (per-channel gains in linear light) and a tone change
+   (exposure and a power curve), applied to an sRGB photo (:func:`colour_cast`).
+1. ``texture``: Gaussian blur, down-up resampling or JPEG compression (:func:`texture_degrade`).
+2. ``noise``: heteroscedastic sensor noise ``N(0, shot * x + read)`` added in **linear** light
+   with :func:`isplab.synth.noise.add_noise`, parameters from Brooks et al.'s relation
+   (:func:`sensor_noise`).
+
+Training data (:class:`DomainDataset`) comes only from the training photos
+(``wikipedia_photos49``, ``cbsd68``). Real pairs are for evaluation only: SIDD (noise),
+City100 (texture), INTEL-TAU (colour cast with its ground-truth illuminant)
+(:func:`sidd_pairs`, :func:`city100_pairs`, :func:`intel_tau_samples`).
+
+All images are ``N x 3 x H x W`` (or ``3 x H x W``) float32 sRGB in [0, 1] unless stated.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from isplab.classic import srgb_gamma, srgb_to_linear
+from isplab.data.datasets import (
+    RGBPairDataset,
+    list_images,
+    read_rgb_array,
+    to_float,
+)
+from isplab.data.patches import item_generator
+from isplab.errors import InvalidInputError
+from isplab.synth.noise import add_noise, sample_noise_params
+
+DOMAINS = ("colour", "texture", "noise")
+TEXTURE_KINDS = ("blur", "down_up", "jpeg")
+#: default ranges of the random degradations
+COLOUR_GAIN_RANGE = (0.55, 1.8)   # R and B gains relative to G (log-uniform)
+COLOUR_EV_RANGE = (-1.0, 0.6)     # exposure change in stops
+COLOUR_GAMMA_RANGE = (0.7, 1.45)  # power applied to linear values (contrast/tone)
+BLUR_SIGMA_RANGE = (1.0, 2.5)
+DOWN_UP_RANGE = (2.0, 4.0)
+JPEG_QUALITY_RANGE = (8, 30)
+NOISE_SHOT_RANGE = (2e-3, 2e-2)
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _batch(x: torch.Tensor, name: str = "image") -> tuple[torch.Tensor, bool]:
+    if not isinstance(x, torch.Tensor) or x.ndim not in (3, 4) or x.shape[-3] != 3:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise InvalidInputError(f"{name} must be 3 x H x W or N x 3 x H x W, got {shape}")
+    if not x.is_floating_point():
+        raise InvalidInputError(f"{name} must be floating point, got {x.dtype}")
+    return (x.unsqueeze(0), True) if x.ndim == 3 else (x, False)
+
+
+def _uniform(g: torch.Generator, lo: float, hi: float) -> float:
+    return lo + (hi - lo) * float(torch.rand(1, generator=g).item())
+
+
+def _log_uniform(g: torch.Generator, lo: float, hi: float) -> float:
+    return math.exp(_uniform(g, math.log(lo), math.log(hi)))
+
+
+def _per_image(v: Any, n: int, ref: torch.Tensor, width: int) -> torch.Tensor:
+    t = torch.as_tensor(v, dtype=ref.dtype, device=ref.device)
+    if t.ndim == 0:
+        t = t.expand(n, width) if width > 1 else t.expand(n)
+    elif width > 1 and t.shape == (width,):
+        t = t.expand(n, width)
+    elif width == 1 and t.shape == (n,):
+        pass
+    elif width > 1 and t.shape == (n, width):
+        pass
+    else:
+        raise InvalidInputError(f"expected one value (or {width}) per image for {n} images, "
+                                f"got shape {tuple(t.shape)}")
+    return t
+
+
+def sharpness(srgb: torch.Tensor) -> torch.Tensor:
+    """Variance of the Laplacian of the luma, per image (``N`` values; higher = sharper)."""
+    x, _ = _batch(srgb)
+    y = (x * x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    k = y.new_tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
+    return F.conv2d(y, k).flatten(1).var(1)
+
+
+# --- colour -------------------------------------------------------------------------------
+
+
+def colour_cast(srgb: torch.Tensor, gains: Any, ev: Any = 0.0, tone_gamma: Any = 1.0
+                ) -> torch.Tensor:
+    """A white-balance/tone cast: ``srgb_gamma(clip(linear * gains * 2**ev) ** tone_gamma)``.
+
+    Args:
+        srgb: sRGB ``(N x) 3 x H x W`` in [0, 1].
+        gains: (R, G, B) multipliers in linear light, a 3-sequence or ``N x 3``.
+        ev: exposure change in stops (number or one per image).
+        tone_gamma: power on the clipped linear values (> 1 darkens mid-tones, < 1 lifts).
+
+    Returns:
+        sRGB, same shape, in [0, 1]. Gains, exposure and gamma 1 leave the image unchanged.
+    """
+    x, single = _batch(srgb)
+    n = x.shape[0]
+    g = _per_image(gains, n, x, 3)
+    e = _per_image(ev, n, x, 1)
+    p = _per_image(tone_gamma, n, x, 1)
+    if (g <= 0).any() or (p <= 0).any():
+        raise InvalidInputError("colour gains and tone_gamma must be > 0")
+    lin = srgb_to_linear(x) * g[:, :, None, None] * torch.pow(2.0, e)[:, None, None, None]
+    lin = lin.clamp(0.0, 1.0) ** p[:, None, None, None]
+    out = srgb_gamma(lin).clamp(0.0, 1.0)
+    return out[0] if single else out
+
+
+def random_colour_params(generator: torch.Generator) -> dict[str, Any]:
+    """Random cast: R and B gains log-uniform in :data:`COLOUR_GAIN_RANGE` (G = 1, then scaled
+    so the largest gain is 1: a cast never clips more than the exposure does), exposure in
+    :data:`COLOUR_EV_RANGE`, tone gamma log-uniform in :data:`COLOUR_GAMMA_RANGE`."""
+    r, b = (_log_uniform(generator, *COLOUR_GAIN_RANGE) for _ in range(2))
+    top = max(r, 1.0, b)
+    return {"gains": [r / top, 1.0 / top, b / top],
+            "ev": _uniform(generator, *COLOUR_EV_RANGE),
+            "tone_gamma": _log_uniform(generator, *COLOUR_GAMMA_RANGE)}
+
+
+# --- texture ------------------------------------------------------------------------------
+
+
+def gaussian_blur(srgb: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur (separable, kernel ``2 * ceil(3 sigma) + 1``, reflect borders)."""
+    x, single = _batch(srgb)
+    if sigma <= 0:
+        return srgb
+    r = int(math.ceil(3 * sigma))
+    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    c = x.shape[1]
+    pad_mode = "reflect" if r < min(x.shape[-2:]) else "replicate"
+    y = F.pad(x, (r, r, r, r), mode=pad_mode)
+    y = F.conv2d(y, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    y = F.conv2d(y, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+    return y[0] if single else y
+
+
+def down_up(srgb: torch.Tensor, factor: float) -> torch.Tensor:
+    """Downscale by ``factor`` (area average) and back up to the original size (bicubic,
+    clipped): the loss of detail of a lower-resolution capture."""
+    x, single = _batch(srgb)
+    if factor <= 1:
+        return srgb
+    h, w = x.shape[-2:]
+    small = F.interpolate(x, size=(max(1, round(h / factor)), max(1, round(w / factor))),
+                          mode="area")
+    y = F.interpolate(small, size=(h, w), mode="bicubic", align_corners=False).clamp(0.0, 1.0)
+    return y[0] if single else y
+
+
+def jpeg(srgb: torch.Tensor, quality: int) -> torch.Tensor:
+    """JPEG round trip at ``quality`` (1..100) with OpenCV, through 8 bits."""
+    x, single = _batch(srgb)
+    if not 1 <= int(quality) <= 100:
+        raise InvalidInputError(f"JPEG quality must be 1..100, got {quality}")
+    out = []
+    for img in x:
+        arr = (img.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5)
+        arr = np.ascontiguousarray(arr.astype(np.uint8)[..., ::-1])
+        ok, buf = cv2.imencode(".jpg", arr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+        if not ok:
+            raise InvalidInputError("JPEG encoding failed")
+        dec = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
+        out.append(to_float(np.ascontiguousarray(dec)).to(x))
+    y = torch.stack(out)
+    return y[0] if single else y
+
+
+def texture_degrade(srgb: torch.Tensor, kind: str, strength: float) -> torch.Tensor:
+    """One texture degradation: ``blur`` (sigma), ``down_up`` (factor) or ``jpeg`` (quality)."""
+    if kind == "blur":
+        return gaussian_blur(srgb, float(strength))
+    if kind == "down_up":
+        return down_up(srgb, float(strength))
+    if kind == "jpeg":
+        return jpeg(srgb, int(strength))
+    raise InvalidInputError(f"texture kind must be one of {TEXTURE_KINDS}, got {kind!r}")
+
+
+def random_texture_params(generator: torch.Generator) -> dict[str, Any]:
+    """A random texture degradation: kind uniform over :data:`TEXTURE_KINDS`, strength
+    uniform in its range (blur sigma, down-up factor, JPEG quality)."""
+    kind = TEXTURE_KINDS[int(torch.randint(0, len(TEXTURE_KINDS), (1,), generator=generator))]
+    if kind == "blur":
+        strength = _uniform(generator, *BLUR_SIGMA_RANGE)
+    elif kind == "down_up":
+        strength = _uniform(generator, *DOWN_UP_RANGE)
+    else:
+        strength = int(round(_uniform(generator, *JPEG_QUALITY_RANGE)))
+    return {"kind": kind, "strength": strength}
+
+
+# --- noise --------------------------------------------------------------------------------
+
+
+def sensor_noise(srgb: torch.Tensor, shot: Any, read: Any,
+                 generator: torch.Generator | int | None = None) -> torch.Tensor:
+    """Sensor noise in linear light: ``srgb_gamma(clip(add_noise(srgb_to_linear(x), shot,
+    read)))``, i.e. per-pixel variance ``shot * x_linear + read`` before the clip.
+
+    Args:
+        srgb: sRGB ``(N x) 3 x H x W`` in [0, 1].
+        shot, read: variances (numbers, or one per image), see :mod:`isplab.synth.noise`.
+    """
+    lin = srgb_to_linear(srgb)
+    noisy = add_noise(lin, shot, read, generator).clamp(0.0, 1.0)
+    return srgb_gamma(noisy).clamp(0.0, 1.0)
+
+
+def random_noise_params(generator: torch.Generator) -> dict[str, float]:
+    """Shot/read variances from Brooks et al.'s log-linear relation with the shot variance
+    log-uniform in :data:`NOISE_SHOT_RANGE` (stronger than the raw default: these are
+    visible phone-photo noise levels)."""
+    return sample_noise_params(generator, NOISE_SHOT_RANGE)
+
+
+def degrade(srgb: torch.Tensor, domain: str, generator: torch.Generator
+            ) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Apply one random degradation of ``domain`` to sRGB ``3 x H x W`` (or ``N x ...``, the
+    same parameters for all) -> ``(degraded sRGB, parameters)``."""
+    if domain == "colour":
+        p = random_colour_params(generator)
+        return colour_cast(srgb, p["gains"], p["ev"], p["tone_gamma"]), p
+    if domain == "texture":
+        p = random_texture_params(generator)
+        return texture_degrade(srgb, p["kind"], p["strength"]), p
+    if domain == "noise":
+        p = random_noise_params(generator)
+        return sensor_noise(srgb, p["shot"], p["read"], generator), p
+    raise InvalidInputError(f"domain must be one of {DOMAINS}, got {domain!r}")
+
+
+# --- training dataset ---------------------------------------------------------------------
+
+
+def data_root() -> Path:
+    """``$ISPLAB_DATA`` if set, else ``../shared/data`` (relative to the working directory),
+    else ``shared/data``; the first that exists."""
+    roots = [Path(os.environ["ISPLAB_DATA"])] if os.environ.get("ISPLAB_DATA") else []
+    roots += [Path.cwd().parent / "shared" / "data", Path("shared/data"),
+              Path(__file__).resolve().parents[3] / "shared" / "data"]
+    for r in roots:
+        if r.is_dir():
+            return r
+    raise InvalidInputError("real data folder not found (set $ISPLAB_DATA)", roots[0])
+
+
+def training_photos(folders: Sequence[str | Path] | None = None) -> list[Path]:
+    """Image files of ``folders`` (default: ``wikipedia_photos49`` and ``cbsd68``)."""
+    if folders is None:
+        base = data_root()
+        folders = [base / "wikipedia_photos49", base / "cbsd68"]
+    files: list[Path] = []
+    for f in folders:
+        files += list_images(f)
+    if not files:
+        raise InvalidInputError("no training photos found", Path(folders[0]))
+    return files
+
+
+class DomainDataset(Dataset):
+    """Patches of real photos, each degraded in one domain or left clean.
+
+    Index ``i`` -> photo ``i // 6`` and combination ``i % 6`` = (domain ``(i % 6) // 2``,
+    low quality when ``i % 2 == 0``), so every 6 consecutive indices hold every
+    (domain, quality) pair; :func:`mixed_batch` draws batches with that mix.
+
+    Item: ``{"image": 3 x P x P sRGB, "labels": 3 (1 at the domain when high quality),
+    "mask": 3 (one-hot dataset mask of the domain), "domain": int, "lq": bool, "name"}``.
+    Randomness (crop, flip, degradation parameters) comes from
+    :func:`isplab.data.patches.item_generator` ``(seed, epoch, index)``.
+
+    Args:
+        files: photos (default :func:`training_photos`).
+        patch: patch side in pixels (photos smaller than that are upscaled to fit).
+        max_side: photos are downscaled (area) so the longer side is at most this, which keeps
+            the cache small and makes a patch cover more of the scene (None: keep).
+    """
+
+    def __init__(self, files: Sequence[str | Path] | None = None, patch: int = 64,
+                 seed: int = 0, max_side: int | None = 512) -> None:
+        self.files = [Path(f) for f in (files if files is not None else training_photos())]
+        if not self.files:
+            raise InvalidInputError("DomainDataset needs at least one photo")
+        if patch < 8:
+            raise InvalidInputError(f"patch must be >= 8, got {patch}")
+        self.patch, self.seed, self.max_side, self.epoch = int(patch), int(seed), max_side, 0
+        self._cache: dict[int, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self.files) * 6
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def photo(self, i: int) -> torch.Tensor:
+        """Photo ``i`` as sRGB ``3 x H x W`` (downscaled to ``max_side``; cached)."""
+        if i not in self._cache:
+            arr = read_rgb_array(self.files[i])
+            h, w = arr.shape[:2]
+            if self.max_side and max(h, w) > self.max_side:
+                s = self.max_side / max(h, w)
+                arr = cv2.resize(arr, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+            self._cache[i] = to_float(arr)
+        return self._cache[i]
+
+    def item(self, photo: int, domain: int, lq: bool, generator: torch.Generator
+             ) -> dict[str, Any]:
+        """One sample of photo ``photo`` in ``domain`` (index into :data:`DOMAINS`)."""
+        img = self.photo(photo)
+        p = self.patch
+        h, w = img.shape[-2:]
+        if min(h, w) < p:
+            s = p / min(h, w)
+            img = F.interpolate(img[None], size=(max(p, round(h * s)), max(p, round(w * s))),
+                                mode="bilinear", align_corners=False)[0]
+            h, w = img.shape[-2:]
+        y = int(torch.randint(0, h - p + 1, (1,), generator=generator))
+        x = int(torch.randint(0, w - p + 1, (1,), generator=generator))
+        crop = img[:, y:y + p, x:x + p]
+        if bool(torch.rand(1, generator=generator) < 0.5):
+            crop = crop.flip(-1)
+        params: dict[str, Any] = {}
+        if lq:
+            crop, params = degrade(crop, DOMAINS[domain], generator)
+        labels = torch.zeros(3)
+        mask = torch.zeros(3)
+        mask[domain] = 1.0
+        labels[domain] = 0.0 if lq else 1.0
+        return {"image": crop.contiguous().float(), "labels": labels, "mask": mask,
+                "domain": domain, "lq": bool(lq), "name": self.files[photo].stem,
+                "params": json.dumps(params)}
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        combo = index % 6
+        return self.item(index // 6, combo // 2, combo % 2 == 0,
+                         item_generator(self.seed, self.epoch, index))
+
+
+def mixed_batch(dataset: DomainDataset, step: int, batch_size: int) -> dict[str, Any]:
+    """Batch ``step`` (deterministic in ``(dataset.seed, step)``): sample ``j`` takes the
+    (domain, quality) combination ``(step + j) % 6`` of a random photo, so every batch of
+    >= 6 mixes all three domains and low- and high-quality samples.
+
+    Returns ``{"image": B x 3 x P x P, "labels": B x 3, "mask": B x 3, "domain": B,
+    "lq": B (bool)}``."""
+    g = item_generator(dataset.seed, 1_000_003, step)
+    items = []
+    for j in range(batch_size):
+        combo = (step + j) % 6
+        photo = int(torch.randint(0, len(dataset.files), (1,), generator=g))
+        items.append(dataset.item(photo, combo // 2, combo % 2 == 0, g))
+    return {"image": torch.stack([it["image"] for it in items]),
+            "labels": torch.stack([it["labels"] for it in items]),
+            "mask": torch.stack([it["mask"] for it in items]),
+            "domain": torch.tensor([it["domain"] for it in items]),
+            "lq": torch.tensor([it["lq"] for it in items])}
+
+
+# --- real evaluation pairs ----------------------------------------------------------------
+
+
+def _pairs(root: Path, layout: str, limit: int | None, max_side: int | None
+           ) -> list[dict[str, Any]]:
+    ds = RGBPairDataset(root, layout=layout)
+    out = []
+    for i in range(len(ds) if limit is None else min(limit, len(ds))):
+        it = ds[i]
+        a, b = it["input"], it["target"]
+        if max_side and max(a.shape[-2:]) > max_side:  # centre crop keeps the real texture
+            h, w = a.shape[-2:]
+            ch, cw = min(h, max_side), min(w, max_side)
+            y, x = (h - ch) // 2, (w - cw) // 2
+            a, b = a[:, y:y + ch, x:x + cw], b[:, y:y + ch, x:x + cw]
+        out.append({"name": it["name"], "input": a, "target": b})
+    return out
+
+
+def sidd_pairs(root: str | Path | None = None, limit: int | None = None,
+               max_side: int | None = None) -> list[dict[str, Any]]:
+    """SIDD noisy/clean sRGB pairs (evaluation only): ``[{"name", "input", "target"}]``
+    with ``3 x H x W`` tensors; ``max_side`` centre-crops larger images."""
+    root = Path(root) if root else data_root() / "sidd_srgb_pairs"
+    return _pairs(root, "sidd", limit, max_side)
+
+
+def city100_pairs(root: str | Path | None = None, limit: int | None = None,
+                  max_side: int | None = None) -> list[dict[str, Any]]:
+    """City100 iPhone X short/long focal pairs (evaluation only), as :func:`sidd_pairs`."""
+    root = Path(root) if root else data_root() / "city100_iphonex_lr_hr_pairs"
+    return _pairs(root, "city100", limit, max_side)
+
+
+def intel_tau_samples(root: str | Path | None = None) -> list[dict[str, Any]]:
+    """INTEL-TAU samples (evaluation only): ``[{"name", "camera_rgb": 3 x H x W linear camera
+    RGB scaled so its maximum is 1 (not white balanced), "illuminant": 3 (unit norm)}]``."""
+    root = Path(root) if root else data_root() / "intel_tau_imx135_awb_samples"
+    out = []
+    for f in sorted(root.glob("*.png")):
+        meta = f.with_name(f.stem + "_metadata.json")
+        if not meta.exists():
+            raise InvalidInputError("INTEL-TAU image without its _metadata.json", f)
+        try:
+            ill = torch.tensor(json.loads(meta.read_text())["illuminant_color_raw"],
+                               dtype=torch.float32)
+        except (KeyError, ValueError) as exc:
+            raise InvalidInputError(f"no illuminant_color_raw ({exc})", meta) from exc
+        rgb = to_float(read_rgb_array(f))
+        rgb = rgb / rgb.amax().clamp(min=1e-6)
+        out.append({"name": f.stem, "camera_rgb": rgb, "illuminant": ill / ill.norm()})
+    if not out:
+        raise InvalidInputError("no INTEL-TAU images found", root)
+    return out

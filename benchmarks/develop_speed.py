@@ -3,7 +3,9 @@
 Each method goes from the file on disk to a 16-bit RGB array (camera WB, auto-brightening,
 sRGB curve). The headerless frames are first wrapped as DNG (isplab.raw.write_dng) so that
 LibRaw can read them too; both sides then read the same DNG. Prints MP/s (median of
-``--repeat`` runs after one warm-up) and the ratio to LibRaw-linear.
+``--repeat`` runs after one warm-up) and the ratio to LibRaw-linear. "isplab bilinear" is
+``ClassicISP.postprocess`` (what ``isplab develop`` runs: the 16-bit OpenCV path of
+``isplab.classic.fast``); "torch path" is the float32 ``ClassicISP.develop`` + ``to_uint``.
 
     python benchmarks/develop_speed.py [--repeat 7] [--threads 2]
 """
@@ -56,6 +58,12 @@ def libraw(path: Path, algorithm) -> None:
 
 
 def ours(path: Path, isp: ClassicISP) -> None:
+    """What ``isplab develop --output-bps 16`` runs (the 16-bit OpenCV path for bilinear)."""
+    isp.postprocess(rawio.read(path), 16)
+
+
+def ours_torch(path: Path, isp: ClassicISP) -> None:
+    """The float32 torch pipeline (batched, differentiable) on the same file."""
     to_uint(isp.develop(rawio.read(path)), 16)
 
 
@@ -70,6 +78,7 @@ def main() -> None:
         "LibRaw linear": lambda p: libraw(p, rawpy.DemosaicAlgorithm.LINEAR),
         "LibRaw AHD": lambda p: libraw(p, rawpy.DemosaicAlgorithm.AHD),
         "isplab bilinear": lambda p, isp=ClassicISP(): ours(p, isp),
+        "isplab bilinear (torch path)": lambda p, isp=ClassicISP(): ours_torch(p, isp),
         "isplab malvar2004": lambda p, isp=ClassicISP(demosaic_algorithm="malvar2004"):
             ours(p, isp),
     }

@@ -311,7 +311,7 @@ def develop(
                 if target.exists() and not overwrite:
                     raise IsplabError(f"output {target} exists (use --overwrite to replace it)", f)
                 raw = rawio.read(f, **reader_opts)
-                image = pipeline.develop(raw)
+                image = pipeline.postprocess(raw, output_bps)
                 write_image(target, image, bits=output_bps, overwrite=overwrite)
                 planned[resolved] = f
                 done += 1

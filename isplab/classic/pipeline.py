@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from isplab.classic import fast
 from isplab.classic.color import apply_color_matrix, camera_to_srgb_from_xyz
 from isplab.classic.demosaic import DEMOSAIC_METHODS, demosaic
 from isplab.classic.denoise import denoise
@@ -273,6 +274,19 @@ class ClassicISP(nn.Module):
             rgb = filmic(rgb)
         return gamma_curve(rgb, *self.gamma)
 
+    def _file_settings(self, raw: RawImage):
+        """(the ISP to use, WB gains, camera -> sRGB matrix, adjust_maximum scale) for a
+        file: its as-shot white balance (gray world when the file has none and
+        ``use_camera_wb`` is asked), its colour matrix and LibRaw's maximum rescale."""
+        isp = self
+        if self.use_camera_wb and raw.wb_gains is None and self.user_wb is None \
+                and not self.use_auto_wb:
+            name = raw.path.name if raw.path is not None else "raw image"
+            log.warning("%s has no as-shot white balance: using gray world", name)
+            isp = _copy_with(self, use_auto_wb=True, auto_wb_method="gray_world")
+        matrix = camera_to_srgb_matrix(raw)[0] if self.use_color_matrix else None
+        return isp, raw.wb_gains, matrix, adjusted_maximum_scale(raw, self.adjust_maximum_thr)
+
     @torch.no_grad()
     def develop(self, raw: RawImage) -> torch.Tensor:
         """Develop a :class:`RawImage` with its own metadata -> ``1 x 3 x H x W`` sRGB.
@@ -280,27 +294,51 @@ class ClassicISP(nn.Module):
         Uses the file's as-shot white balance (falling back to gray world when the file has
         none and ``use_camera_wb`` is asked), its colour matrix, and its orientation.
         """
-        wb = raw.wb_gains
-        isp = self
-        if self.use_camera_wb and wb is None and self.user_wb is None and not self.use_auto_wb:
-            name = raw.path.name if raw.path is not None else "raw image"
-            log.warning("%s has no as-shot white balance: using gray world", name)
-            isp = _copy_with(self, use_auto_wb=True, auto_wb_method="gray_world")
-        matrix = camera_to_srgb_matrix(raw)[0] if self.use_color_matrix else None
+        isp, wb, matrix, scale = self._file_settings(raw)
         mosaic = raw.to_tensor()
-        scale = adjusted_maximum_scale(raw, self.adjust_maximum_thr)
         if scale != 1.0:
             mosaic = (mosaic * scale).clamp_(max=1.0)
         out = isp(mosaic, cfa=raw.cfa, wb_gains=wb, color_matrix=matrix, validate=False)
         return _orient(out, raw.orientation)
 
+    def _uses_fast_path(self, raw: RawImage) -> bool:
+        return (self.demosaic_algorithm == "bilinear" and not self.half_size
+                and self.denoise_strength <= 0 and fast.supports(raw.mosaic))
+
+    @torch.no_grad()
     def postprocess(self, raw: RawImage, output_bps: int = 8) -> np.ndarray:
-        """Develop like rawpy's ``postprocess``: ``H x W x 3`` uint8 or uint16 array."""
+        """Develop like rawpy's ``postprocess``: ``H x W x 3`` uint8 or uint16 array.
+
+        The bilinear develop of an even-sized frame without denoising runs on 16-bit
+        integers through OpenCV (:mod:`isplab.classic.fast`, about 3x faster, equal to
+        :meth:`develop` up to 16-bit rounding); everything else is :meth:`develop`.
+        """
         if output_bps not in (8, 16):
             raise InvalidInputError(f"output_bps must be 8 or 16, got {output_bps}")
         from isplab.io import to_uint
 
-        return to_uint(self.develop(raw), output_bps)
+        if not self._uses_fast_path(raw):
+            return to_uint(self.develop(raw), output_bps)
+        isp, wb, matrix, scale = self._file_settings(raw)
+        if isp.user_wb is not None:
+            gains = isp.user_wb
+        elif isp.use_auto_wb:
+            mosaic = raw.to_tensor() if scale == 1.0 else (raw.to_tensor() * scale).clamp(max=1)
+            gains = tuple(isp._estimate_wb(mosaic, raw.cfa)[0].tolist())
+        elif isp.use_camera_wb:
+            gains = wb
+        else:
+            gains = None
+
+        def display(x: torch.Tensor) -> torch.Tensor:
+            return isp._display(x, torch.ones(1))
+
+        out = fast.develop_uint16(
+            raw.mosaic, raw.cfa, gains, matrix, display, auto_bright=not isp.no_auto_bright,
+            auto_bright_thr=isp.auto_bright_thr, bright=isp.bright, output_bps=output_bps,
+            scale=scale)
+        k = {3: 2, 5: 1, 6: -1}.get(raw.orientation, 0)
+        return np.ascontiguousarray(np.rot90(out, k)) if k else out
 
 
 def _copy_with(isp: ClassicISP, **changes) -> ClassicISP:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -55,6 +56,12 @@ class LearnedISP:
                             dtype=self.dtype if self._session is None else "float32",
                             progress=progress)
         return _orient(out.clamp(0, 1), raw.orientation)
+
+    def postprocess(self, raw: RawImage, output_bps: int = 8) -> np.ndarray:
+        """``develop`` as an ``H x W x 3`` uint8/uint16 array (as ``ClassicISP.postprocess``)."""
+        from isplab.io import to_uint
+
+        return to_uint(self.develop(raw), output_bps)
 
 
 class _OnnxModel(nn.Module):

@@ -4,10 +4,10 @@ A 12-bit RGGB DNG of 4000 x 3000 is made from a real photo (wikipedia_photos49, 
 unprocessed with isplab.synth), then each ISP develops it through the ``isplab develop``
 command in a fresh process under ``/usr/bin/time -v``: peak RSS (maximum resident set size)
 and wall time, MP/s alongside, the classical pipeline and LibRaw (rawpy, AHD) in the same run
-for comparison. Learned models run with their current weights (random unless --weights):
-memory and speed do not depend on the weights' values.
+for comparison, and the shipped default learned ISP (``--isp learned``). Other zoo models
+run with random weights: memory and speed do not depend on the weights' values.
 
-    python benchmarks/develop_memory.py [--models kpn_isp,microisp,pynet_lite] [--tile N]
+    python benchmarks/develop_memory.py [--models microisp,pynet_lite] [--tile N]
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ def measure(cmd: list[str]) -> tuple[float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="kpn_isp,microisp,pynet_lite")
+    ap.add_argument("--models", default="microisp,pynet_lite",
+                    help="zoo models to run with random weights besides the default ISP")
     ap.add_argument("--tile", type=int, default=None, help="tile side (default: automatic)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -75,12 +76,23 @@ def main() -> None:
         raw = tmp / "12mp.dng"
         make_raw(raw)
         rows = []
-        code = ("import rawpy,sys;r=rawpy.imread(sys.argv[1]);"
-                "r.postprocess(use_camera_wb=True,output_bps=16)")
-        rows.append(("LibRaw AHD (rawpy)", *measure([sys.executable, "-c", code, str(raw)])))
+        # as `isplab develop`: read, develop, write an 8-bit PNG
+        code = ("import cv2,rawpy,sys;r=rawpy.imread(sys.argv[1]);"
+                "cv2.imwrite(sys.argv[2],r.postprocess(use_camera_wb=True)[...,::-1])")
+        for algo in ("LINEAR", "AHD"):
+            rows.append((f"LibRaw {algo.lower()} (rawpy, + PNG write)", *measure(
+                [sys.executable, "-c", code.replace("use_camera_wb=True", "use_camera_wb=True,"
+                 f"demosaic_algorithm=rawpy.DemosaicAlgorithm.{algo}"), str(raw),
+                 str(tmp / f"libraw_{algo}.png")])))
         rows.append(("isplab classic", *measure([isplab, "develop", str(raw), "-o",
                                                  str(tmp / "classic"), "-q"])))
+        from isplab.infer.develop import DEFAULT_WEIGHTS
         from isplab.models import create_model, save_weights
+
+        if DEFAULT_WEIGHTS.is_file():  # the shipped default learned ISP
+            cmd = [isplab, "develop", str(raw), "-o", str(tmp / "learned"), "--isp", "learned",
+                   "-q"] + (["--tile", str(args.tile)] if args.tile else [])
+            rows.append(("isplab --isp learned (default kpn_isp, tiled)", *measure(cmd)))
 
         for name in [m for m in args.models.split(",") if m]:
             torch.manual_seed(0)

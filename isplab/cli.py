@@ -207,8 +207,9 @@ def develop(
     tile: Annotated[int | None, typer.Option(
         "--tile", help="Learned ISP: tile side in packed pixels (default: from free memory)."
     )] = None,
-    overlap: Annotated[int, typer.Option(
-        "--overlap", help="Learned ISP: overlap between tiles in packed pixels.")] = 32,
+    overlap: Annotated[int | None, typer.Option(
+        "--overlap", help="Learned ISP: overlap between tiles in packed pixels (default: "
+        "the model's, 32 for most).", show_default=False)] = None,
     device: Annotated[str, typer.Option(
         "--device", help="Learned ISP: auto, cpu or cuda[:i].")] = "auto",
     dtype: Annotated[str, typer.Option(

@@ -108,6 +108,12 @@ def test_auto_tile_respects_memory(monkeypatch):
     assert auto_tile(net, {}, torch.device("cpu"), torch.float32) == 256
     monkeypatch.setattr(T, "available_memory", lambda dev: 1)
     assert auto_tile(net, {}, torch.device("cpu"), torch.float32) == 64
+    # a big machine: the CPU budget bounds the tile, an explicit budget too
+    monkeypatch.setattr(T, "available_memory", lambda dev: 1 << 40)
+    side = auto_tile(net, {}, torch.device("cpu"), torch.float32, maximum=10**6)
+    assert (2 * per_px * side**2 <= T.CPU_TILE_BUDGET < 2 * per_px * (side + 32) ** 2)
+    assert auto_tile(net, {}, torch.device("cpu"), torch.float32,
+                     budget=int(2 * per_px * 128 * 128)) == 128
 
 
 def test_bfloat16_and_errors():
@@ -163,9 +169,12 @@ def test_every_zoo_model_tiles_without_seams(name):
     torch.manual_seed(0)
     model = create_model(name).eval()
     g = torch.Generator().manual_seed(0)
-    channels = 4 if model_info(name)["input"] == "packed_raw" else 3
-    x = torch.rand(1, channels, 128, 128, generator=g)
-    x[..., :64] *= 0.3  # tiles with different statistics
-    full = tiled_forward(model, x, tile=10**6, context_size=128)
-    tiled = tiled_forward(model, x, tile=64, overlap=32, context_size=128)
+    info = model_info(name)
+    channels = 4 if info["input"] == "packed_raw" else 3
+    overlap = info["tile_overlap"]  # what tiled inference uses for this model by default
+    side = 4 * overlap  # tiles of 2 x overlap: a 3 x 3 grid
+    x = torch.rand(1, channels, side, side, generator=g)
+    x[..., : side // 2] *= 0.3  # tiles with different statistics
+    full = tiled_forward(model, x, tile=10**6, context_size=side)
+    tiled = tiled_forward(model, x, tile=2 * overlap, overlap=overlap, context_size=side)
     assert float(psnr(tiled.clamp(0, 1), full.clamp(0, 1))) >= 50

@@ -34,7 +34,7 @@ class LearnedISP:
     model: nn.Module | None = None
     onnx: str | Path | None = None
     tile: int | None = None
-    overlap: int = 32
+    overlap: int | None = None
     device: str = "auto"
     dtype: str = "float32"
 
@@ -51,7 +51,7 @@ class LearnedISP:
         if packed.shape[-1] < 2 or packed.shape[-2] < 2:
             raise InvalidInputError("raw image too small to develop", raw.path)
         model = self._session if self._session is not None else self.model
-        out = tiled_forward(model, packed, tile=self.tile, overlap=self.overlap,
+        out = tiled_forward(model, packed, tile=self.tile, overlap=self._overlap(),
                             device=self.device if self._session is None else "cpu",
                             dtype=self.dtype if self._session is None else "float32",
                             progress=progress)
@@ -62,6 +62,18 @@ class LearnedISP:
         from isplab.io import to_uint
 
         return to_uint(self.develop(raw), output_bps)
+
+
+    def _overlap(self) -> int:
+        """The given overlap, else the zoo model's ``tile_overlap`` (32 for ONNX files)."""
+        if self.overlap is not None:
+            return int(self.overlap)
+        name = getattr(self.model, "isplab_name", None)
+        if name is None:
+            return 32
+        from isplab.models import model_info
+
+        return int(model_info(name)["tile_overlap"])
 
 
 class _OnnxModel(nn.Module):

@@ -151,15 +151,26 @@ def activation_bytes_per_pixel(model: nn.Module, kwargs: dict[str, Any], channel
     return max(total, 1) / (probe * probe)
 
 
+#: activation budget of an automatic tile on the CPU (bounded memory on any machine)
+CPU_TILE_BUDGET = 3 << 29  # 1.5 GiB
+
+
 def auto_tile(model: nn.Module, kwargs: dict[str, Any], device: torch.device, dtype,
               fraction: float = 0.25, minimum: int = 64, maximum: int = 1024,
-              multiple: int = 32) -> int:
-    """Tile side (packed pixels) whose activation estimate fits ``fraction`` of free memory.
+              multiple: int = 32, budget: int | None = None) -> int:
+    """Tile side (packed pixels) whose activation estimate fits ``fraction`` of free memory,
+    and at most ``budget`` bytes (default :data:`CPU_TILE_BUDGET` on the CPU, none on CUDA),
+    so a 12 MP develop stays within a few GB whatever the machine's size.
 
     The estimate is twice :func:`activation_bytes_per_pixel` (functional activations and
     concatenations are not modules, so the leaf outputs undercount them)."""
     per_px = 2 * activation_bytes_per_pixel(model, kwargs, dtype=dtype)
-    side = int(math.sqrt(available_memory(device) * fraction / per_px))
+    limit = available_memory(device) * fraction
+    if budget is None and device.type == "cpu":
+        budget = CPU_TILE_BUDGET
+    if budget is not None:
+        limit = min(limit, budget)
+    side = int(math.sqrt(limit / per_px))
     side = max(minimum, min(maximum, side // multiple * multiple))
     log.debug("auto tile: %.0f bytes/pixel -> %d", per_px, side)
     return side

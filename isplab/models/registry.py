@@ -48,6 +48,7 @@ class ModelEntry:
     stride: int = 1  # inputs are padded to a multiple of this inside the model
     card: str = ""  # docs/models/<card>.md
     public: bool = True  # False: a building block (discriminator) rather than an ISP
+    tile_overlap: int = 32  # input pixels shared by tiles for seamless tiled inference
 
 
 _MODELS: dict[str, ModelEntry] = {}
@@ -65,11 +66,14 @@ def register_model(
     stride: int = 1,
     card: str | None = None,
     public: bool = True,
+    tile_overlap: int = 32,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator: register ``builder(**config) -> nn.Module`` as ``name``.
 
     ``defaults`` are merged under the caller's config in :func:`create_model`; the
-    description defaults to the first line of the builder's docstring.
+    description defaults to the first line of the builder's docstring. ``tile_overlap`` is
+    the overlap (input pixels) tiled inference uses by default: models whose receptive
+    field is wide need more than 32 for seamless tiles.
     """
 
     def deco(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -88,6 +92,7 @@ def register_model(
             stride=stride,
             card=card or name,
             public=public,
+            tile_overlap=tile_overlap,
         )
         return builder
 
@@ -181,6 +186,7 @@ def model_info(name: str, **config: Any) -> dict[str, Any]:
         "parameters": count_parameters(model),
         "card": str(card) if card.exists() else None,
         "public": entry.public,
+        "tile_overlap": entry.tile_overlap,
     }
 
 

@@ -192,6 +192,7 @@ def test_adversarial_known_values():
         "gan": (sp(-fn).mean(), (sp(-rn) + sp(fn)).mean()),
         "lsgan": (((fn - 1) ** 2).mean(), ((rn - 1) ** 2 + fn**2).mean()),
         "hinge": ((-fn).mean(), (np.maximum(1 - rn, 0) + np.maximum(1 + fn, 0)).mean()),
+        "wgan": ((-fn).mean(), (-rn + fn).mean()),
     }
     for kind, (g, d) in cases.items():
         mod = L.create_loss(kind)
@@ -207,7 +208,26 @@ def test_adversarial_known_values():
     patch = torch.randn(3, 1, 4, 4)
     assert L.generator_loss(patch, "lsgan", reduction="none").shape == (3,)
     with pytest.raises(InvalidInputError, match="kind"):
-        L.generator_loss(f, "wgan")
+        L.generator_loss(f, "wasserstein")
+
+
+def test_gradient_penalty_known_values():
+    # a linear critic w . x has gradient w everywhere: penalty (|w| - 1)^2 exactly
+    w = torch.tensor([3.0, 4.0]).view(1, 2, 1, 1)
+    real, fake = torch.rand(4, 2, 1, 1), torch.rand(4, 2, 1, 1)
+    gp = L.gradient_penalty(lambda x: (x * w).sum((1, 2, 3)), real, fake,
+                            torch.Generator().manual_seed(0))
+    assert float(gp) == pytest.approx(16.0)
+    # a critic of unit-norm gradient has no penalty; the penalty is differentiable
+    w1 = (w / 5).requires_grad_(True)
+    gp = L.gradient_penalty(lambda x: (x * w1).sum((1, 2, 3)), real, fake)
+    assert float(gp) == pytest.approx(0.0, abs=1e-10)
+    quad = torch.nn.Parameter(torch.tensor(2.0))
+    gp = L.gradient_penalty(lambda x: quad * x.pow(2).sum((1, 2, 3)), real, fake)
+    gp.backward()
+    assert quad.grad is not None and torch.isfinite(quad.grad)
+    with pytest.raises(InvalidInputError, match="shape"):
+        L.gradient_penalty(lambda x: x.sum(), real, fake[:2])
 
 
 def test_gram_matrix_by_hand():
@@ -426,7 +446,7 @@ def test_registry():
     names = set(L.list_losses())
     assert names == {"l1", "mse", "charbonnier", "ssim_loss", "ms_ssim_loss", "perceptual",
                      "lab_loss", "lab_vgg", "color_loss", "tv_loss", "gram_style_loss", "gan",
-                     "lsgan", "hinge", "cycle_loss"}
+                     "lsgan", "hinge", "wgan", "cycle_loss"}
     with pytest.raises(InvalidInputError, match="unknown loss"):
         L.create_loss("ssim")
     with pytest.raises(InvalidInputError, match="bad options|unexpected"):

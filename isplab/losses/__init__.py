@@ -10,6 +10,7 @@ from isplab.losses.functional import (
     discriminator_loss,
     dped_blur_kernel,
     generator_loss,
+    gradient_penalty,
     gram_matrix,
     gram_style_loss,
     l1,
@@ -45,7 +46,8 @@ __all__ = [
     "AdversarialLoss", "CharbonnierLoss", "ColorLoss", "CompositeLoss", "CycleLoss",
     "GramStyleLoss", "L1Loss", "LabLoss", "LabVGGLoss", "MSELoss", "MSSSIMLoss",
     "PerceptualLoss", "SSIMLoss", "TVLoss", "charbonnier", "color_loss", "create_loss",
-    "cycle_loss", "discriminator_loss", "dped_blur_kernel", "generator_loss", "gram_matrix",
+    "cycle_loss", "discriminator_loss", "dped_blur_kernel", "generator_loss",
+    "gradient_penalty", "gram_matrix",
     "gram_style_loss", "l1", "lab_loss", "lab_vgg", "list_losses", "load_vgg19",
     "ms_ssim_loss", "mse", "perceptual", "srgb_to_scaled_lab", "ssim_loss", "tv_loss",
 ]

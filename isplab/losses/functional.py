@@ -396,7 +396,7 @@ def gram_style_loss(pred_srgb: torch.Tensor, style_srgb: torch.Tensor, backbone,
 
 # --------------------------------------------------------------------------- adversarial
 
-ADVERSARIAL_KINDS = ("gan", "lsgan", "hinge")
+ADVERSARIAL_KINDS = ("gan", "lsgan", "hinge", "wgan")
 
 
 def _check_kind(kind: str) -> None:
@@ -416,7 +416,7 @@ def generator_loss(fake_logits: torch.Tensor, kind: str = "gan",
 
     - ``gan``: non-saturating BCE with logits against 1, ``softplus(-f)``;
     - ``lsgan``: ``(f - 1)^2``;
-    - ``hinge``: ``-f``.
+    - ``hinge`` and ``wgan``: ``-f``.
     """
     _check_logits(fake_logits, "fake_logits")
     _check_kind(kind)
@@ -436,7 +436,8 @@ def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor,
 
     - ``gan``: BCE with logits, ``softplus(-r) + softplus(f)``;
     - ``lsgan``: ``(r - 1)^2 + f^2``;
-    - ``hinge``: ``relu(1 - r) + relu(1 + f)``.
+    - ``hinge``: ``relu(1 - r) + relu(1 + f)``;
+    - ``wgan``: the critic's ``-r + f`` (Wasserstein GAN; add :func:`gradient_penalty`).
 
     Pass ``fake_logits`` of detached generated images when training the discriminator.
     """
@@ -451,13 +452,37 @@ def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor,
         a, b = F.softplus(-r), F.softplus(f)
     elif kind == "lsgan":
         a, b = (r - 1).pow(2), f.pow(2)
+    elif kind == "wgan":
+        a, b = -r, f
     else:
         a, b = F.relu(1 - r), F.relu(1 + f)
     return _reduce(_per_sample(a) + _per_sample(b), reduction)
 
 
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """WGAN-GP's penalty (Gulrajani et al. 2017): ``mean (|grad_x critic(x_hat)|_2 - 1)^2``
+    at ``x_hat = a real + (1 - a) fake``, one ``a ~ U(0, 1)`` per sample.
+
+    Args:
+        critic: callable ``N x C x H x W -> N x ...`` (its outputs are summed per sample).
+        real, fake: same shape; ``fake`` is detached here.
+        generator: CPU generator for ``a`` (reproducible runs).
+    """
+    if real.shape != fake.shape:
+        raise InvalidInputError(f"real and fake differ in shape: {tuple(real.shape)} vs "
+                                f"{tuple(fake.shape)}")
+    a = torch.rand(real.shape[0], *([1] * (real.ndim - 1)), generator=generator)
+    a = a.to(device=real.device, dtype=real.dtype)
+    x_hat = (a * real.detach() + (1 - a) * fake.detach()).requires_grad_(True)
+    out = critic(x_hat)
+    (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
+    return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
+
+
 __all__ = [
-    "ADVERSARIAL_KINDS", "CHARBONNIER_EPS", "LAB_SCALE", "PERCEPTUAL_LAYERS", "STYLE_LAYERS",
+    "ADVERSARIAL_KINDS", "gradient_penalty",
+    "CHARBONNIER_EPS", "LAB_SCALE", "PERCEPTUAL_LAYERS", "STYLE_LAYERS",
     "charbonnier", "check_single", "color_loss", "cycle_loss", "discriminator_loss",
     "dped_blur_kernel", "generator_loss", "gram_matrix", "gram_style_loss", "l1", "lab_loss",
     "lab_vgg", "ms_ssim_loss", "mse", "perceptual", "srgb_to_scaled_lab", "ssim_loss",

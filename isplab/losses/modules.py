@@ -117,7 +117,7 @@ class TVLoss(_Loss):
 
 
 class AdversarialLoss(_Loss):
-    """GAN losses (``kind`` = ``gan`` | ``lsgan`` | ``hinge``) on discriminator outputs.
+    """GAN losses (``kind`` = ``gan`` | ``lsgan`` | ``hinge`` | ``wgan``) on discriminator outputs.
 
     ``forward(fake_logits)`` is the generator form (what a :class:`CompositeLoss` adds to
     the generator's objective); :meth:`discriminator` is the discriminator's loss.

@@ -32,6 +32,8 @@ _LOSSES: dict[str, tuple[Callable[..., nn.Module], str]] = {
     "gan": (_adversarial("gan"), "BCE with logits (generator form; .discriminator())"),
     "lsgan": (_adversarial("lsgan"), "least squares GAN (generator form; .discriminator())"),
     "hinge": (_adversarial("hinge"), "hinge GAN (generator form; .discriminator())"),
+    "wgan": (_adversarial("wgan"), "Wasserstein critic (generator form; .discriminator(); "
+             "gradient_penalty)"),
     "cycle_loss": (M.CycleLoss, "L1(reconstruction, original)"),
 }
 

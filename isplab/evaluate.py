@@ -65,16 +65,12 @@ class Method:
 def default_data(protocol: str) -> Path | None:
     """``../shared/data/kodak24`` (relative to the working directory or $ISPLAB_DATA) for the
     demosaic and synthetic-isp protocols."""
-    import os
+    from isplab.data.datasets import data_root
 
     if protocol not in ("demosaic", "synthetic-isp"):
         return None
-    roots = [Path(os.environ["ISPLAB_DATA"])] if os.environ.get("ISPLAB_DATA") else []
-    roots += [Path("../shared/data"), Path("shared/data")]
-    for root in roots:
-        if (root / "kodak24").is_dir():
-            return root / "kodak24"
-    return None
+    folder = data_root() / "kodak24"
+    return folder if folder.is_dir() else None
 
 
 def _photos(folder: Path) -> list[Path]:

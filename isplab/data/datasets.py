@@ -47,14 +47,24 @@ SPLITS = ("train", "val", "all")
 # --- files --------------------------------------------------------------------------------
 
 
-def default_synthetic_folders() -> list[Path]:
-    """The training photos for synthetic raw: ``wikipedia_photos49`` and ``cbsd68``.
-
-    Looked up in ``$ISPLAB_DATA`` when set, else in ``../shared/data`` relative to the current
-    directory (the project layout). Raises InvalidInputError when neither holds them.
-    """
+def data_root() -> Path:
+    """The real-data folder: ``$ISPLAB_DATA`` when set, else ``../shared/data`` relative to
+    the current directory (the project layout), else ``shared/data``; the first that exists
+    (``$ISPLAB_DATA`` or ``../shared/data`` when none does, so errors name it)."""
     env = os.environ.get("ISPLAB_DATA")
-    base = Path(env) if env else Path.cwd().parent / "shared" / "data"
+    if env:
+        return Path(env)
+    for root in (Path.cwd().parent / "shared" / "data", Path("shared/data")):
+        if root.is_dir():
+            return root
+    return Path.cwd().parent / "shared" / "data"
+
+
+def default_synthetic_folders() -> list[Path]:
+    """The training photos for synthetic raw: ``wikipedia_photos49`` and ``cbsd68`` in
+    :func:`data_root`. Raises InvalidInputError when it does not hold them.
+    """
+    base = data_root()
     folders = [base / "wikipedia_photos49", base / "cbsd68"]
     missing = [str(f) for f in folders if not f.is_dir()]
     if missing:

@@ -59,6 +59,9 @@ DEFAULTS: dict[str, Any] = {
     # scheduler, batch size and the target's scale (PyNET levels): {"name": "level5",
     # "steps": 1000, "losses": {...}, "forward": {"level": 5}, "target_scale": 0.03125}
     "stages": None,
+    # what one step does: supervised (model(input) vs target with `losses`, the default) or
+    # an isplab.train.objectives name with its options: {"name": "intrinsic", ...}
+    "objective": {"name": "supervised"},
     "gan": None,  # {"discriminator": {"name": ..., "config": {}}, "loss": "gan",
                   #  "weight": 1.0, "optimizer": {...}, "d_steps": 1, "input": "gray"|"rgb"}
     "train": {

@@ -269,10 +269,13 @@ class Trainer:
             self.adv = create_loss(self.gan.get("loss", "gan")).to(self.device)
         self.train_set = build_dataset(r["data"]["train"])
         self.val_set = build_dataset(r["data"]["val"]) if r["data"].get("val") else None
+        from isplab.train.objectives import create_objective
+
+        self.objective = create_objective(r.get("objective"), self)
         metric_names = list(self.cfg.get("metrics") or [])
         best = str(self.cfg.get("best_metric") or "").lstrip("-")
-        if best and best not in metric_names:
-            metric_names.append(best)
+        if best and best not in metric_names and self.objective is None:
+            metric_names.append(best)  # an objective reports its own validation metrics
         self.metrics = {m: create_metric(m) for m in metric_names}
 
     def _stage_objects(self, stage_index: int) -> None:
@@ -348,6 +351,8 @@ class Trainer:
 
     # -- logs --
     def _loss_keys(self) -> list[str]:
+        if self.objective is not None:
+            return list(self.objective.loss_keys)
         keys: list[str] = []
         for st in self.stages:
             for k in st["losses"]:
@@ -396,6 +401,8 @@ class Trainer:
         return self.ddp_model(x, **self.stage["forward"])
 
     def _train_step(self, batch: dict, step: int) -> tuple[float, dict[str, float]] | None:
+        if self.objective is not None:
+            return self.objective.train_step(batch, step)
         spec = self.recipe["data"]["train"]
         x = batch[spec.get("input_key", "raw")].to(self.device, non_blocking=True)
         y = batch[spec.get("target_key", "target")].to(self.device, non_blocking=True)
@@ -461,6 +468,8 @@ class Trainer:
         """Mean of each metric over the validation set (the EMA model when enabled)."""
         if self.val_set is None:
             return {}
+        if self.objective is not None:
+            return self.objective.validate()
         spec = self.recipe["data"]["val"]
         model = self.ema.module if self.ema is not None else self.model
         model.eval()
@@ -593,7 +602,8 @@ class Trainer:
             "rank_checksums": checksums, "weights": str(self.out / "model.safetensors"),
         }
         if self.rank == 0:
-            extra = {"recipe": self.recipe["name"], "steps": step, "validation": metrics}
+            extra = {"recipe": self.recipe["name"], "steps": step, "validation": metrics,
+                     "objective": self.recipe.get("objective") or {"name": "supervised"}}
             save_weights(self.model, self.out / "model.safetensors", extra=extra)
             if self.ema is not None:
                 self.ema.module.isplab_name = self.model.isplab_name

@@ -1,0 +1,361 @@
+"""Training objectives other than "model(input) vs target": what one step of the trainer does.
+
+A recipe's ``objective: {name: ..., **options}`` selects one; the default, ``supervised``, is
+the trainer's own step (``CompositeLoss(model(x), y)`` plus the optional GAN of ``gan:``).
+An objective gets the :class:`~isplab.train.trainer.Trainer` (its model, discriminator,
+optimisers, device, autocast, non-finite skipping) and defines
+
+- ``train_step(batch, step) -> (loss, {term: value}) | None`` (None: the step was skipped),
+- ``validate() -> {metric: value}`` on the recipe's validation data,
+- ``loss_keys`` (the CSV columns).
+
+Everything else (checkpoints and exact resume, logs, validation schedule, best model, DDP)
+stays the trainer's. Randomness inside a step comes from generators keyed by
+``(seed, step)``, so a resumed run repeats the uninterrupted run.
+
+Registered:
+
+- ``intrinsic``: self-supervised albedo/shading decomposition
+  (:func:`isplab.enhance.intrinsic.decomposition_losses`) for ``intrinsic_net``;
+- ``stargan``: StarGAN multi-domain translation with WGAN-GP, the domain-classification
+  and cycle-reconstruction losses and ``n_critic`` critic steps per generator step, on images
+  or (MDIE) on their intrinsic components.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from isplab.data.patches import item_generator
+from isplab.errors import InvalidInputError
+
+_OBJECTIVES: dict[str, type] = {}
+
+
+def register_objective(name: str):
+    def deco(cls: type) -> type:
+        _OBJECTIVES[name] = cls
+        cls.name = name
+        return cls
+
+    return deco
+
+
+def list_objectives() -> list[str]:
+    return ["supervised", *_OBJECTIVES]
+
+
+def create_objective(spec: Mapping[str, Any] | None, trainer) -> Objective | None:
+    """The objective of a recipe's ``objective`` entry (None for ``supervised``)."""
+    spec = dict(spec or {})
+    name = str(spec.pop("name", "supervised"))
+    if name == "supervised":
+        if spec:
+            raise InvalidInputError(f"the supervised objective takes no options, got "
+                                    f"{sorted(spec)}")
+        return None
+    if name not in _OBJECTIVES:
+        raise InvalidInputError(f"unknown objective {name!r}; choose from "
+                                f"{', '.join(list_objectives())}")
+    try:
+        return _OBJECTIVES[name](trainer, **spec)
+    except TypeError as exc:
+        raise InvalidInputError(f"bad options for objective {name!r}: {exc}") from exc
+
+
+class Objective:
+    """Base class: see the module docstring."""
+
+    name = "objective"
+    loss_keys: list[str] = []
+
+    def __init__(self, trainer) -> None:
+        self.trainer = trainer
+
+    def generator(self, step: int, stream: int = 0) -> torch.Generator:
+        """A CPU generator keyed by (recipe seed, step, stream)."""
+        return item_generator(int(self.trainer.recipe["seed"]), 1_000_033 + stream, step)
+
+    def batch_input(self, batch: Mapping[str, Any], split: str = "train") -> torch.Tensor:
+        spec = self.trainer.recipe["data"][split]
+        return batch[spec.get("input_key", "image")].to(self.trainer.device, non_blocking=True)
+
+    def optimise(self, total: torch.Tensor, optimizer: torch.optim.Optimizer, module) -> None:
+        """Backward, optional gradient clipping, optimiser and scheduler step."""
+        t = self.trainer
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if t.cfg.get("grad_clip"):
+            torch.nn.utils.clip_grad_norm_(module.parameters(), float(t.cfg["grad_clip"]))
+        optimizer.step()
+        if module is t.model and t.ema is not None:
+            t.ema.update(t.model)
+
+    def train_step(self, batch: Mapping[str, Any], step: int):
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        return {}
+
+    def val_batches(self):
+        """Batches of the validation set (at most ``train.val_max_batches``)."""
+        from torch.utils.data import DataLoader
+
+        t = self.trainer
+        if t.val_set is None:
+            return
+        spec = t.recipe["data"]["val"]
+        loader = DataLoader(t.val_set, batch_size=int(spec.get("batch_size", 1)), shuffle=False,
+                            num_workers=int(spec.get("workers", 0)))
+        limit = t.cfg.get("val_max_batches")
+        for i, batch in enumerate(loader):
+            if limit is not None and i >= int(limit):
+                break
+            yield batch
+
+
+@register_objective("intrinsic")
+class IntrinsicObjective(Objective):
+    """Self-supervised intrinsic decomposition (``model.decompose(srgb) -> (A, S)``).
+
+    Options: ``weights`` (loss-term weights over
+    :data:`isplab.enhance.intrinsic.LOSS_WEIGHTS`), ``shading`` (options of
+    :func:`isplab.enhance.intrinsic.synthetic_shading`).
+
+    Validation: ``recon_psnr`` (``A * S`` against the linear input, dB) and ``albedo_si``
+    (scale-invariant error between the albedo of a validation patch and of its re-shaded
+    twin; lower is steadier under relighting).
+    """
+
+    def __init__(self, trainer, weights: Mapping[str, float] | None = None,
+                 shading: Mapping[str, Any] | None = None) -> None:
+        super().__init__(trainer)
+        from isplab.enhance.intrinsic import LOSS_WEIGHTS
+
+        self.weights = dict(weights or {})
+        unknown = set(self.weights) - set(LOSS_WEIGHTS)
+        if unknown:
+            raise InvalidInputError(f"unknown intrinsic loss terms {sorted(unknown)}; known: "
+                                    f"{sorted(LOSS_WEIGHTS)}")
+        self.shading = dict(shading or {})
+        self.loss_keys = list(LOSS_WEIGHTS)
+
+    def train_step(self, batch, step):
+        from isplab.enhance.intrinsic import decomposition_losses
+
+        t = self.trainer
+        x = self.batch_input(batch)
+        t.model.train()
+        model = t.ddp_model
+        with t._autocast():
+            terms = decomposition_losses(_Decomposer(model), x, self.generator(step),
+                                         self.weights, self.shading)
+        total = terms.pop("total").float()
+        if not torch.isfinite(total):
+            return t._skip(step, f"step {step}: non-finite loss {float(total)} "
+                                 f"(terms { {k: float(v) for k, v in terms.items()} })")
+        self.optimise(total, t.opt, t.model)
+        if t.sched is not None:
+            t.sched.step()
+        return float(total.detach()), {k: float(v.detach()) for k, v in terms.items()}
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        from isplab.classic import srgb_to_linear
+        from isplab.enhance.intrinsic import reshade, scale_invariant_error, synthetic_shading
+        from isplab.metrics import psnr
+
+        t = self.trainer
+        model = t.ema.module if t.ema is not None else t.model
+        model.eval()
+        sums = {"recon_psnr": 0.0, "albedo_si": 0.0}
+        count = 0
+        for i, batch in enumerate(self.val_batches()):
+            x = self.batch_input(batch, "val")
+            a, s = model.decompose(x)
+            lin = srgb_to_linear(x)
+            sums["recon_psnr"] += float(psnr((a * s).clamp(0, 1), lin).sum())
+            g = item_generator(int(t.recipe["seed"]), 77, i)
+            relit, valid = reshade(x, synthetic_shading(x.shape[0], x.shape[2], x.shape[3], g)
+                                   .to(x))
+            a2, _ = model.decompose(relit)
+            sums["albedo_si"] += float(scale_invariant_error(a2, a, valid).sum())
+            count += x.shape[0]
+        return {k: v / max(count, 1) for k, v in sums.items()}
+
+
+class _Decomposer:
+    """``decompose`` through a (possibly DDP-wrapped) ``intrinsic_net``'s forward."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def decompose(self, x: torch.Tensor):
+        y = self.model(x)
+        return y[:, :3], y[:, 3:]
+
+
+@register_objective("stargan")
+class StarGANObjective(Objective):
+    """StarGAN (Choi et al. 2018) with the multi-dataset mask vector, as MDIE uses it.
+
+    Each training item carries ``labels`` (3: colour, texture, noise; 1 = high quality at its
+    domain) and ``mask`` (3: one-hot domain). The target of a sample is its own label with
+    its domain's quality flipped (the other labels stay 0, as StarGAN zeroes the labels of
+    the other datasets). One trainer step is one critic step::
+
+        L_D = -D(x) + D(G(x, c')) + l_cls BCE(D_cls(x)[domain], c) + l_gp GP
+
+    and every ``n_critic``-th step also a generator step::
+
+        L_G = -D(G(x, c')) + l_cls BCE(D_cls(G(x, c'))[domain], c') + l_rec |x - G(G(x, c'), c)|
+
+    (``l_cls`` 1, ``l_rec`` 10, ``l_gp`` 10, ``n_critic`` 5, Adam 1e-4 (0.5, 0.999) in the
+    recipe, as the reference code.) The recipe's ``gan.discriminator`` is the critic
+    (``stargan_discriminator``) and ``gan.optimizer`` its optimiser.
+
+    ``component: intrinsic`` trains on the intrinsic components of the images instead (MDIE):
+    a frozen ``intrinsic_net`` (``intrinsic_weights``) decomposes each image; texture and
+    noise samples train on the shading (as a grey image,
+    :func:`isplab.enhance.mdie.shading_to_image`), colour samples on the albedo or the
+    shading (one of the two per sample, at random).
+
+    Validation: ``psnr`` of the low-quality validation items translated to high quality
+    against their clean photos, and ``psnr_input`` of the untouched inputs (component mode
+    reconstructs the image from the translated components first).
+    """
+
+    loss_keys = ["d_adv", "d_cls", "d_gp", "g_adv", "g_cls", "g_rec"]
+
+    def __init__(self, trainer, lambda_cls: float = 1.0, lambda_rec: float = 10.0,
+                 lambda_gp: float = 10.0, n_critic: int = 5, component: str = "image",
+                 intrinsic_weights: str | None = None) -> None:
+        super().__init__(trainer)
+        if trainer.disc is None:
+            raise InvalidInputError("the stargan objective needs gan.discriminator "
+                                    "(stargan_discriminator) in the recipe")
+        if getattr(trainer.adv, "kind", None) != "wgan":
+            raise InvalidInputError("the stargan objective is a WGAN-GP: set gan.loss: wgan")
+        if component not in ("image", "intrinsic"):
+            raise InvalidInputError(f"component must be image or intrinsic, got {component!r}")
+        if component == "intrinsic" and not intrinsic_weights:
+            raise InvalidInputError("component: intrinsic needs intrinsic_weights (the "
+                                    "intrinsic_net weights file, configs/mdie_intrinsic.yaml)")
+        if int(n_critic) < 1:
+            raise InvalidInputError(f"n_critic must be >= 1, got {n_critic}")
+        self.lambda_cls, self.lambda_rec = float(lambda_cls), float(lambda_rec)
+        self.lambda_gp, self.n_critic = float(lambda_gp), int(n_critic)
+        self.component = component
+        self.intrinsic = None
+        if component == "intrinsic":
+            from isplab.models import load_model
+
+            self.intrinsic = load_model(intrinsic_weights).to(trainer.device).eval()
+            for p in self.intrinsic.parameters():
+                p.requires_grad_(False)
+
+    # -- pieces --
+    def _components(self, x: torch.Tensor, domain: torch.Tensor, g: torch.Generator
+                    ) -> torch.Tensor:
+        """Images -> the component each sample trains on (component mode)."""
+        from isplab.enhance.mdie import shading_to_image
+
+        with torch.no_grad():
+            a, s = self.intrinsic.decompose(x)
+        shade = shading_to_image(s)
+        coin = torch.rand(x.shape[0], generator=g) < 0.5
+        use_albedo = ((domain.cpu() == 0) & coin).to(x.device)
+        return torch.where(use_albedo[:, None, None, None], a, shade)
+
+    @staticmethod
+    def _labels(quality: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return torch.cat([quality * mask, mask], dim=1)
+
+    def _cls_loss(self, logits: torch.Tensor, quality: torch.Tensor, domain: torch.Tensor
+                  ) -> torch.Tensor:
+        """BCE with logits on each sample's own domain only (the mask vector's rule)."""
+        idx = torch.arange(logits.shape[0], device=logits.device)
+        return F.binary_cross_entropy_with_logits(logits[idx, domain], quality[idx, domain])
+
+    def train_step(self, batch, step):
+        from isplab.losses.functional import gradient_penalty
+
+        t = self.trainer
+        g = self.generator(step)
+        x = self.batch_input(batch)
+        mask = batch["mask"].to(x)
+        quality = batch["labels"].to(x)
+        domain = mask.argmax(1)
+        if self.component == "intrinsic":
+            x = self._components(x, domain, g)
+        target_q = torch.where(mask > 0, 1.0 - quality, torch.zeros_like(quality))
+        c_org, c_trg = self._labels(quality, mask), self._labels(target_q, mask)
+        gen, critic = t.ddp_model, t.ddp_disc
+        t.model.train()
+        t.disc.train()
+
+        # critic
+        with torch.no_grad():
+            fake = gen(x, c_trg)
+        real_adv, real_cls = critic(x)
+        fake_adv, _ = critic(fake)
+        d_adv = t.adv.discriminator(real_adv, fake_adv)
+        d_cls = self._cls_loss(real_cls, quality, domain)
+        d_gp = gradient_penalty(lambda v: critic(v)[0], x, fake, g)
+        d_total = d_adv + self.lambda_cls * d_cls + self.lambda_gp * d_gp
+        if not torch.isfinite(d_total):
+            return t._skip(step, f"step {step}: non-finite critic loss {float(d_total)}")
+        self.optimise(d_total, t.d_opt, t.disc)
+        terms = {"d_adv": float(d_adv.detach()), "d_cls": float(d_cls.detach()),
+                 "d_gp": float(d_gp.detach())}
+        total = float(d_total.detach())
+
+        if step % self.n_critic == 0:
+            fake = gen(x, c_trg)
+            fake_adv, fake_cls = critic(fake)
+            g_adv = t.adv.generator(fake_adv)
+            g_cls = self._cls_loss(fake_cls, target_q, domain)
+            g_rec = (gen(fake, c_org) - x).abs().mean()
+            g_total = g_adv + self.lambda_cls * g_cls + self.lambda_rec * g_rec
+            if not torch.isfinite(g_total):
+                return t._skip(step, f"step {step}: non-finite generator loss {float(g_total)}")
+            self.optimise(g_total, t.opt, t.model)
+            if t.sched is not None:
+                t.sched.step()
+            terms.update(g_adv=float(g_adv.detach()), g_cls=float(g_cls.detach()),
+                         g_rec=float(g_rec.detach()))
+            total = float(g_total.detach())
+        return total, terms
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        from isplab.metrics import psnr
+
+        t = self.trainer
+        model = t.ema.module if t.ema is not None else t.model
+        model.eval()
+        sums = {"psnr": 0.0, "psnr_input": 0.0}
+        count = 0
+        for batch in self.val_batches():
+            x = self.batch_input(batch, "val")
+            lq = batch["lq"].bool()
+            if not lq.any():
+                continue
+            x, mask = x[lq], batch["mask"][lq].to(x)
+            clean = batch["clean"][lq].to(x)
+            target = self._labels(torch.ones_like(mask) * mask, mask)
+            if self.component == "intrinsic":
+                from isplab.enhance.mdie import translate_components
+
+                out = translate_components(self.intrinsic, model, x, [target])
+            else:
+                out = model(x, target).clamp(0, 1)
+            sums["psnr"] += float(psnr(out, clean).sum())
+            sums["psnr_input"] += float(psnr(x, clean).sum())
+            count += x.shape[0]
+        return {k: v / max(count, 1) for k, v in sums.items()}

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -355,23 +353,6 @@ def test_cli_full_mpse_with_model_reference_and_post(photos, tmp_path):
     raw_model = save_weights(create_model("microisp"), tmp_path / "micro.safetensors")
     r = _run([photos / "p003.png", "-o", tmp_path / "o2", "--model", raw_model])
     assert r.exit_code == 2 and "sRGB -> sRGB" in _flat(r.output)
-
-
-def test_cli_mdie_calls_enhance_mdie(photos, tmp_path, monkeypatch):
-    calls = []
-
-    def enhance_mdie(image, weights, mode="all"):
-        calls.append((tuple(image.shape), weights, mode))
-        return 1 - image
-
-    monkeypatch.setitem(sys.modules, "isplab.enhance.mdie",
-                        types.SimpleNamespace(enhance_mdie=enhance_mdie))
-    r = _run([photos / "p003.png", "-o", tmp_path / "m", "--pipeline", "mdie",
-              "--mdie-mode", "sequential"])
-    assert r.exit_code == 0, r.output
-    assert calls == [((1, 3, 40, 60), None, "sequential")]
-    out = read_image(tmp_path / "m" / "p003.png")
-    assert torch.allclose(out, 1 - read_image(photos / "p003.png"), atol=1 / 255)
 
 
 def test_cli_user_masks(photos, tmp_path):

@@ -86,6 +86,15 @@ def _small(recipe_path: Path, tmp: Path) -> dict:
         need(DATA / "cbsd68")
         sets += [f"data.train.args.folders=[{DATA / 'cbsd68'}]", "data.train.args.patch=64",
                  "data.train.args.cache=false"]
+    elif spec["dataset"] == "domains":
+        need(DATA / "cbsd68")
+        sets += [f"data.train.args.folders=[{DATA / 'cbsd68'}]", "data.train.args.patch=64",
+                 "data.train.args.cache=false"]
+        if (base.get("objective") or {}).get("intrinsic_weights"):
+            from isplab.models import create_model, save_weights
+
+            w = save_weights(create_model("intrinsic_net"), tmp / "intrinsic.safetensors")
+            sets.append(f"objective.intrinsic_weights={w}")
     elif spec["dataset"] == "demosaic":
         need(DATA / "cbsd68")
         sets += [f"data.train.args.folders=[{DATA / 'cbsd68'}]", "data.train.args.patch=64"]

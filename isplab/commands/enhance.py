@@ -82,7 +82,11 @@ def command(
     )] = Pipeline.mpse,
     model: Annotated[Path | None, typer.Option(
         "--model", help="Trained weights (.safetensors): MPSE phase 1 (an sRGB->sRGB zoo "
-        "model such as dped_plus_rgb) or the MDIE weights.")] = None,
+        "model such as dped_plus_rgb) or the MDIE translator (weights or run folder of "
+        "configs/mdie_translator.yaml).")] = None,
+    intrinsic: Annotated[Path | None, typer.Option(
+        "--intrinsic", help="MDIE: the intrinsic_net weights (default: the ones recorded "
+        "with the translator).")] = None,
     reference: Annotated[Path | None, typer.Option(
         "--reference", help="Style reference photo (MPSE phase 2).")] = None,
     references: Annotated[Path | None, typer.Option(
@@ -134,7 +138,6 @@ def command(
 
     from isplab.cli import _setup_logging, err
     from isplab.enhance.pipeline import (
-        enhance_mdie_image,
         enhance_mpse,
         load_enhancer,
         resize_max_side,
@@ -152,8 +155,15 @@ def command(
         raise typer.BadParameter("--masks needs --reference (the reference's mask must match)")
     if size is not None and size < 16:
         raise typer.BadParameter("--size must be >= 16")
-    net = ref_image = vgg = None
+    net = ref_image = vgg = mdie = None
     try:
+        if pipeline is Pipeline.mdie:
+            from isplab.enhance.mdie import load_mdie
+
+            if model is None:
+                raise IsplabError("--pipeline mdie needs --model: the translator trained by "
+                                  "isplab train configs/mdie_translator.yaml")
+            mdie = load_mdie(model, intrinsic)
         if pipeline is Pipeline.mpse:
             if model is not None:
                 net = load_enhancer(model)
@@ -204,8 +214,9 @@ def command(
                                       f)
                 image = resize_max_side(read_image(f), size)
                 if pipeline is Pipeline.mdie:
-                    result = enhance_mdie_image(image, model, mdie_mode.value)
-                    notes = [f"MDIE ({mdie_mode.value})"]
+                    result = mdie.enhance(image, mdie_mode.value)
+                    notes = [f"MDIE ({mdie_mode.value}"
+                             f"{', intrinsic components' if mdie.intrinsic else ', image'})"]
                 else:
                     pair = None if masks is None else (_mask_for(masks, f), reference_masks)
 

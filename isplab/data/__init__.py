@@ -23,6 +23,8 @@ _DATASETS: dict[str, tuple[str, str, str]] = {
                   "sRGB -> sRGB pairs (SIDD, City100, input/ + target/)"),
     "degraded_pairs": ("isplab.data.datasets", "DegradedPairDataset",
                        "clean photos degraded (noise, texture, colour) -> the clean photo"),
+    "domains": ("isplab.enhance.domains", "DomainDataset",
+                "photo patches degraded in one domain or clean, with StarGAN labels (MDIE)"),
 }
 
 _EXPORTS = {cls: mod for mod, cls, _ in _DATASETS.values()}

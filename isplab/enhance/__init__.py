@@ -5,7 +5,7 @@ Modules: ``matting`` (matting Laplacian), ``segment`` (co-segmentation, palette 
 ``style`` (two-stage L-BFGS style transfer), ``lime`` (low-light enhancement, LOE),
 ``recommend`` (reference ranking), ``pipeline`` (``enhance_mpse``), ``domains`` (colour /
 texture / noise degradations), ``intrinsic`` (decomposition losses and baselines),
-``stargan_train`` and ``mdie`` (``enhance_mdie``). ``docs/enhance.md``, ``docs/mdie.md``.
+``mdie`` (``load_mdie``, ``MDIE.enhance``). ``docs/enhance.md``, ``docs/mdie.md``.
 """
 
 from isplab.enhance.lime import lightness_order_error, lime, post_process

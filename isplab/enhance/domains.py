@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,16 +29,19 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
 
 from isplab.classic import srgb_gamma, srgb_to_linear
 from isplab.data.datasets import (
     RGBPairDataset,
+    _Base,
+    _check_patch,
+    data_root,
+    default_synthetic_folders,
     list_images,
     read_rgb_array,
+    split_files,
     to_float,
 )
-from isplab.data.patches import item_generator
 from isplab.errors import InvalidInputError
 from isplab.synth.noise import add_noise, sample_noise_params
 
@@ -257,23 +259,10 @@ def degrade(srgb: torch.Tensor, domain: str, generator: torch.Generator
 # --- training dataset ---------------------------------------------------------------------
 
 
-def data_root() -> Path:
-    """``$ISPLAB_DATA`` if set, else ``../shared/data`` (relative to the working directory),
-    else ``shared/data``; the first that exists."""
-    roots = [Path(os.environ["ISPLAB_DATA"])] if os.environ.get("ISPLAB_DATA") else []
-    roots += [Path.cwd().parent / "shared" / "data", Path("shared/data"),
-              Path(__file__).resolve().parents[3] / "shared" / "data"]
-    for r in roots:
-        if r.is_dir():
-            return r
-    raise InvalidInputError("real data folder not found (set $ISPLAB_DATA)", roots[0])
-
-
 def training_photos(folders: Sequence[str | Path] | None = None) -> list[Path]:
     """Image files of ``folders`` (default: ``wikipedia_photos49`` and ``cbsd68``)."""
     if folders is None:
-        base = data_root()
-        folders = [base / "wikipedia_photos49", base / "cbsd68"]
+        folders = default_synthetic_folders()
     files: list[Path] = []
     for f in folders:
         files += list_images(f)
@@ -282,56 +271,70 @@ def training_photos(folders: Sequence[str | Path] | None = None) -> list[Path]:
     return files
 
 
-class DomainDataset(Dataset):
-    """Patches of real photos, each degraded in one domain or left clean.
+class DomainDataset(_Base):
+    """Patches of real photos, each degraded in one domain or left clean (StarGAN / MDIE).
 
-    Index ``i`` -> photo ``i // 6`` and combination ``i % 6`` = (domain ``(i % 6) // 2``,
-    low quality when ``i % 2 == 0``), so every 6 consecutive indices hold every
-    (domain, quality) pair; :func:`mixed_batch` draws batches with that mix.
+    Each item picks, from its own random stream (:func:`isplab.data.patches.item_generator`
+    of ``(seed, epoch, index)``), one domain and whether it is degraded (probability
+    ``lq_probability``), so batches mix the three domains and both qualities.
 
-    Item: ``{"image": 3 x P x P sRGB, "labels": 3 (1 at the domain when high quality),
-    "mask": 3 (one-hot dataset mask of the domain), "domain": int, "lq": bool, "name"}``.
-    Randomness (crop, flip, degradation parameters) comes from
-    :func:`isplab.data.patches.item_generator` ``(seed, epoch, index)``.
+    Item: ``image`` (``3 x P x P`` sRGB, degraded when low quality), ``clean`` (the same
+    patch undegraded), ``labels`` (3: 1 at the domain when high quality, else 0), ``mask``
+    (3: one-hot domain, StarGAN's dataset mask), ``domain`` (int), ``lq`` (bool), ``name``,
+    ``params`` (the degradation parameters as JSON).
 
     Args:
-        files: photos (default :func:`training_photos`).
-        patch: patch side in pixels (photos smaller than that are upscaled to fit).
-        max_side: photos are downscaled (area) so the longer side is at most this, which keeps
-            the cache small and makes a patch cover more of the scene (None: keep).
+        folders: folders of clean photos (default: ``wikipedia_photos49`` + ``cbsd68``).
+        patch: patch side in pixels (even; photos smaller than that are upscaled to fit).
+        domains: the domains sampled (a subset of :data:`DOMAINS`; labels keep 3 slots).
+        max_side: photos are downscaled (area) so the longer side is at most this, which
+            keeps the cache small and makes a patch cover more of the scene (None: keep).
+        split, val_fraction: train/val split by file (``isplab.data.datasets.split_files``).
     """
 
-    def __init__(self, files: Sequence[str | Path] | None = None, patch: int = 64,
-                 seed: int = 0, max_side: int | None = 512) -> None:
-        self.files = [Path(f) for f in (files if files is not None else training_photos())]
+    def __init__(self, folders: Sequence[str | Path] | str | Path | None = None,
+                 patch: int = 64, domains: Sequence[str] = DOMAINS,
+                 lq_probability: float = 0.5, max_side: int | None = 512,
+                 augment: bool = True, patches_per_image: int = 1, seed: int = 0,
+                 split: str = "all", val_fraction: float = 0.1, cache: bool = False,
+                 cache_mb: float = 512) -> None:
+        super().__init__(seed, cache, cache_mb, patches_per_image, split)
+        unknown = set(domains) - set(DOMAINS)
+        if unknown or not domains:
+            raise InvalidInputError(f"domains must be a non-empty subset of {DOMAINS}, got "
+                                    f"{list(domains)}")
+        if not 0.0 <= float(lq_probability) <= 1.0:
+            raise InvalidInputError(f"lq_probability must be in [0, 1], got {lq_probability}")
+        self.patch = _check_patch(patch)
+        self.domains = tuple(DOMAINS.index(d) for d in domains)
+        self.lq_probability = float(lq_probability)
+        self.max_side = max_side
+        self.augment = bool(augment) and split != "val"
+        files = training_photos(None if folders is None else
+                                ([folders] if isinstance(folders, (str, Path)) else folders))
+        self.files = split_files(files, split, val_fraction)
         if not self.files:
-            raise InvalidInputError("DomainDataset needs at least one photo")
-        if patch < 8:
-            raise InvalidInputError(f"patch must be >= 8, got {patch}")
-        self.patch, self.seed, self.max_side, self.epoch = int(patch), int(seed), max_side, 0
-        self._cache: dict[int, torch.Tensor] = {}
+            raise InvalidInputError(f"no photos in the {split!r} split", files[0].parent)
 
-    def __len__(self) -> int:
-        return len(self.files) * 6
+    def _n_sources(self) -> int:
+        return len(self.files)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def photo(self, i: int) -> torch.Tensor:
-        """Photo ``i`` as sRGB ``3 x H x W`` (downscaled to ``max_side``; cached)."""
-        if i not in self._cache:
-            arr = read_rgb_array(self.files[i])
+    def photo(self, i: int) -> np.ndarray:
+        """Photo ``i`` as ``H x W x 3`` (downscaled to ``max_side``; cached when asked)."""
+        def load(path: Path) -> np.ndarray:
+            arr = read_rgb_array(path)
             h, w = arr.shape[:2]
             if self.max_side and max(h, w) > self.max_side:
                 s = self.max_side / max(h, w)
                 arr = cv2.resize(arr, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
-            self._cache[i] = to_float(arr)
-        return self._cache[i]
+            return arr
+
+        return self._store.get(self.files[i], load)
 
     def item(self, photo: int, domain: int, lq: bool, generator: torch.Generator
              ) -> dict[str, Any]:
-        """One sample of photo ``photo`` in ``domain`` (index into :data:`DOMAINS`)."""
-        img = self.photo(photo)
+        """One sample of photo ``photo`` in ``domain`` (an index into :data:`DOMAINS`)."""
+        img = to_float(self.photo(photo))
         p = self.patch
         h, w = img.shape[-2:]
         if min(h, w) < p:
@@ -342,45 +345,25 @@ class DomainDataset(Dataset):
         y = int(torch.randint(0, h - p + 1, (1,), generator=generator))
         x = int(torch.randint(0, w - p + 1, (1,), generator=generator))
         crop = img[:, y:y + p, x:x + p]
-        if bool(torch.rand(1, generator=generator) < 0.5):
+        if self.augment and bool(torch.rand(1, generator=generator) < 0.5):
             crop = crop.flip(-1)
-        params: dict[str, Any] = {}
+        clean = crop.contiguous().float()
+        image, params = clean, {}
         if lq:
-            crop, params = degrade(crop, DOMAINS[domain], generator)
-        labels = torch.zeros(3)
-        mask = torch.zeros(3)
+            image, params = degrade(clean, DOMAINS[domain], generator)
+        labels, mask = torch.zeros(3), torch.zeros(3)
         mask[domain] = 1.0
         labels[domain] = 0.0 if lq else 1.0
-        return {"image": crop.contiguous().float(), "labels": labels, "mask": mask,
-                "domain": domain, "lq": bool(lq), "name": self.files[photo].stem,
-                "params": json.dumps(params)}
+        return {"image": image.contiguous().float().clamp(0, 1), "clean": clean,
+                "labels": labels, "mask": mask, "domain": domain, "lq": bool(lq),
+                "name": self.files[photo].stem, "params": json.dumps(params)}
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        if not 0 <= index < len(self):
-            raise IndexError(index)
-        combo = index % 6
-        return self.item(index // 6, combo // 2, combo % 2 == 0,
-                         item_generator(self.seed, self.epoch, index))
-
-
-def mixed_batch(dataset: DomainDataset, step: int, batch_size: int) -> dict[str, Any]:
-    """Batch ``step`` (deterministic in ``(dataset.seed, step)``): sample ``j`` takes the
-    (domain, quality) combination ``(step + j) % 6`` of a random photo, so every batch of
-    >= 6 mixes all three domains and low- and high-quality samples.
-
-    Returns ``{"image": B x 3 x P x P, "labels": B x 3, "mask": B x 3, "domain": B,
-    "lq": B (bool)}``."""
-    g = item_generator(dataset.seed, 1_000_003, step)
-    items = []
-    for j in range(batch_size):
-        combo = (step + j) % 6
-        photo = int(torch.randint(0, len(dataset.files), (1,), generator=g))
-        items.append(dataset.item(photo, combo // 2, combo % 2 == 0, g))
-    return {"image": torch.stack([it["image"] for it in items]),
-            "labels": torch.stack([it["labels"] for it in items]),
-            "mask": torch.stack([it["mask"] for it in items]),
-            "domain": torch.tensor([it["domain"] for it in items]),
-            "lq": torch.tensor([it["lq"] for it in items])}
+        photo = self._source(index)
+        g = self.generator(index)
+        domain = self.domains[int(torch.randint(0, len(self.domains), (1,), generator=g))]
+        lq = bool(torch.rand(1, generator=g) < self.lq_probability)
+        return self.item(photo, domain, lq, g)
 
 
 # --- real evaluation pairs ----------------------------------------------------------------

@@ -7,8 +7,7 @@
    (:func:`isplab.enhance.recommend.recommend_references`);
 3. post-processing (:func:`isplab.enhance.lime.post_process`: none, he, clahe, lime, gamma).
 
-Also a thin entry to the MDIE pipeline (``isplab.enhance.mdie.enhance_mdie``, imported only
-when used). Images are ``1 x 3 x H x W`` sRGB in [0, 1].
+MDIE is :mod:`isplab.enhance.mdie`. Images are ``1 x 3 x H x W`` sRGB in [0, 1].
 """
 
 from __future__ import annotations
@@ -174,15 +173,3 @@ def enhance_mpse(
         res.notes.append(f"phase 3: {post}")
     res.image = x
     return res
-
-
-def enhance_mdie_image(image: torch.Tensor, weights: str | Path | None = None,
-                       mode: str = "all") -> torch.Tensor:
-    """MDIE on one photo via ``isplab.enhance.mdie.enhance_mdie`` (imported here, lazily)."""
-    try:
-        from isplab.enhance.mdie import enhance_mdie
-    except ImportError as exc:
-        raise InvalidInputError(f"the MDIE pipeline is not available ({exc})") from exc
-    if mode not in ("all", "sequential"):
-        raise InvalidInputError(f"--mdie-mode must be all or sequential, got {mode!r}")
-    return enhance_mdie(image, None if weights is None else Path(weights), mode=mode)

@@ -1,0 +1,145 @@
+"""MDIE: multi-domain intrinsic enhancement (seed MPSE/MDIE).
+
+A photo is decomposed into albedo ``A`` and shading ``S`` (``intrinsic_net``, linear light
+``I = A * S``); one StarGAN generator (``stargan_generator``) translates the components
+toward the high-quality side of each domain, and the image is rebuilt as ``A' * S'``:
+
+- colour: albedo and shading (a cast lives in both);
+- texture and noise: shading only (as the seed: detail and noise are enhanced on the
+  illumination layer).
+
+Two inference modes (StarGAN never sees all labels on at once during training):
+
+- ``all``: one pass with every domain label and mask entry at 1;
+- ``sequential``: colour, then texture, then noise, one domain label at a time.
+
+The shading (``> 0``, geometric mean ~1) is shown to the translator as a grey image
+``u = S / (1 + S)`` in (0, 1) (:func:`shading_to_image`), inverted by
+:func:`image_to_shading`. A translator trained with ``component: image`` (no decomposition)
+translates the photo itself in the same two modes.
+
+Training: ``isplab train configs/mdie_intrinsic.yaml`` then ``configs/mdie_translator.yaml``
+(the ``intrinsic`` and ``stargan`` objectives of :mod:`isplab.train.objectives`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from isplab.classic import srgb_gamma
+from isplab.errors import InvalidInputError
+from isplab.models.stargan import N_DOMAINS
+
+MODES = ("all", "sequential")
+_U_MIN, _U_MAX = 1e-4, 1.0 - 1e-4
+
+
+def shading_to_image(shading: torch.Tensor) -> torch.Tensor:
+    """Shading ``N x 1 x H x W`` (> 0) -> grey ``N x 3 x H x W`` image ``S / (1 + S)``."""
+    u = shading / (1.0 + shading)
+    return u.expand(-1, 3, -1, -1).contiguous()
+
+
+def image_to_shading(image: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`shading_to_image` (the channel mean, clipped to (0, 1))."""
+    u = image.mean(1, keepdim=True).clamp(_U_MIN, _U_MAX)
+    return u / (1.0 - u)
+
+
+def domain_labels(n: int, domains: Sequence[int], ref: torch.Tensor) -> torch.Tensor:
+    """``n x 6`` labels with the high-quality label and the mask entry on for ``domains``."""
+    lab = ref.new_zeros(n, 2 * N_DOMAINS)
+    for d in domains:
+        lab[:, d] = 1.0
+        lab[:, N_DOMAINS + d] = 1.0
+    return lab
+
+
+def mode_labels(mode: str, n: int, ref: torch.Tensor) -> list[torch.Tensor]:
+    """The label passes of an inference mode (``all``: one; ``sequential``: three)."""
+    if mode == "all":
+        return [domain_labels(n, range(N_DOMAINS), ref)]
+    if mode == "sequential":
+        return [domain_labels(n, [d], ref) for d in range(N_DOMAINS)]
+    raise InvalidInputError(f"MDIE mode must be one of {MODES}, got {mode!r}")
+
+
+def translate_components(intrinsic: nn.Module, translator: nn.Module, srgb: torch.Tensor,
+                         passes: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Decompose ``srgb`` (``N x 3 x H x W``), translate the components pass by pass (the
+    albedo only in passes with the colour mask on), rebuild -> sRGB in [0, 1]."""
+    albedo, shading = intrinsic.decompose(srgb)
+    shade = shading_to_image(shading)
+    for labels in passes:
+        if bool(labels[:, N_DOMAINS].any()):  # the colour domain is on
+            albedo = translator(albedo, labels)
+        shade = translator(shade, labels)
+    linear = albedo * image_to_shading(shade)
+    return srgb_gamma(linear.clamp(0.0, 1.0)).clamp(0.0, 1.0)
+
+
+@dataclass
+class MDIE:
+    """A trained translator and (component mode) the intrinsic network it was trained on."""
+
+    translator: nn.Module
+    intrinsic: nn.Module | None = None
+
+    @torch.no_grad()
+    def enhance(self, srgb: torch.Tensor, mode: str = "all") -> torch.Tensor:
+        """sRGB ``N x 3 x H x W`` in [0, 1] -> enhanced sRGB (``mode``: all | sequential)."""
+        if srgb.ndim != 4 or srgb.shape[1] != 3:
+            raise InvalidInputError(f"MDIE takes N x 3 x H x W sRGB, got {tuple(srgb.shape)}")
+        passes = mode_labels(mode, srgb.shape[0], srgb)
+        self.translator.eval()
+        if self.intrinsic is None:
+            x = srgb
+            for labels in passes:
+                x = self.translator(x, labels)
+            return x.clamp(0.0, 1.0)
+        self.intrinsic.eval()
+        return translate_components(self.intrinsic, self.translator, srgb, passes)
+
+
+def load_mdie(model: str | Path, intrinsic: str | Path | None = None) -> MDIE:
+    """The MDIE system from a translator's weights or training-run folder.
+
+    ``model``: ``stargan_generator`` weights (``.safetensors``) or a run folder holding
+    ``model.safetensors``. The intrinsic network is ``intrinsic`` when given, else the
+    ``intrinsic_weights`` recorded with the translator (its recipe's ``objective``); a
+    translator trained with ``component: image`` needs none.
+    """
+    from isplab.models import load_model, read_weights_meta
+
+    path = Path(model)
+    if path.is_dir():
+        path = path / "model.safetensors"
+    if not path.is_file():
+        raise InvalidInputError("MDIE translator weights not found (train one with isplab "
+                                "train configs/mdie_translator.yaml)", path)
+    translator = load_model(path)
+    if getattr(translator, "isplab_name", "") != "stargan_generator":
+        raise InvalidInputError(f"not a stargan_generator ({translator.isplab_name}): MDIE "
+                                "needs the translator trained by configs/mdie_translator.yaml",
+                                path)
+    objective = read_weights_meta(path).get("objective") or {}
+    if intrinsic is None and objective.get("component") == "intrinsic":
+        intrinsic = objective.get("intrinsic_weights")
+        if intrinsic is None or not Path(intrinsic).is_file():
+            raise InvalidInputError(f"the translator was trained on intrinsic components of "
+                                    f"{intrinsic}, which is not here: pass --intrinsic FILE",
+                                    path)
+    decomposer = None
+    if intrinsic is not None:
+        ipath = Path(intrinsic)
+        if ipath.is_dir():
+            ipath = ipath / "model.safetensors"
+        decomposer = load_model(ipath)
+        if getattr(decomposer, "isplab_name", "") != "intrinsic_net":
+            raise InvalidInputError("not an intrinsic_net weights file", ipath)
+    return MDIE(translator.eval(), None if decomposer is None else decomposer.eval())

@@ -8,7 +8,7 @@ of content and result. Without ``--vgg-weights`` the VGG-19 is RANDOM (seeded): 
 then show the machinery, not the perceptual quality — the output says which was used.
 
     python benchmarks/style_transfer.py [--size 96] [--iterations 10,10] [--vgg-weights P]
-        [--save DIR]
+        [--save DIR] [--html report.html]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from isplab.backbones import load_backbone
 from isplab.enhance.style import style_transfer
-from isplab.io import read_image, write_image
+from isplab.io import read_image, to_uint, write_image
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "wikipedia_photos49"
 PAIRS = (("003", "004"), ("010", "020"), ("005", "006"), ("012", "030"))
@@ -43,6 +43,8 @@ def main() -> None:
     ap.add_argument("--region-weights", default="adaptive", choices=("adaptive", "uniform"))
     ap.add_argument("--segments", type=int, default=3)
     ap.add_argument("--save", type=Path, default=None, help="write content/ref/result PNGs")
+    ap.add_argument("--html", type=Path, default=None,
+                    help="write a self-contained HTML report (table + pictures)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     its = tuple(int(v) for v in args.iterations.split(","))
@@ -53,11 +55,13 @@ def main() -> None:
     else:
         vgg = load_backbone("vgg19", weights=args.vgg_weights)
         which = f"ImageNet VGG-19 from {args.vgg_weights}"
-    print(f"{which}; longer side {args.size}; L-BFGS {its[0]}+{its[1]}; region weights "
-          f"{args.region_weights}; co-segmentation K={args.segments}; default loss weights")
-    print("| content / reference | regions | lum. SSIM | Lab dist before | after | ratio | "
-          "matting E/px content | result | s |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    intro = (f"{which}; longer side {args.size}; L-BFGS {its[0]}+{its[1]}; region weights "
+             f"{args.region_weights}; co-segmentation K={args.segments}; default loss weights")
+    lines = ["| content / reference | regions | lum. SSIM | Lab dist before | after | ratio | "
+             "matting E/px content | result | s |", "|---|---|---|---|---|---|---|---|---|"]
+    print(intro)
+    print("\n".join(lines))
+    sections = []
     for a, b in PAIRS:
         content, ref = load(a, args.size), load(b, args.size)
         t0 = time.perf_counter()
@@ -66,13 +70,24 @@ def main() -> None:
         sec = time.perf_counter() - t0
         n = content.shape[-1] * content.shape[-2]
         before, after = rep.color_distance_before, rep.color_distance_after
-        print(f"| {a} / {b} | {','.join(rep.region_names)} | {rep.ssim_luminance:.3f} | "
-              f"{before:.1f} | {after:.1f} | {before / after:.2f} | "
-              f"{rep.matting_energy['content'] / n:.2e} | "
-              f"{rep.matting_energy['result_per_pixel']:.2e} | {sec:.0f} |")
+        lines.append(f"| {a} / {b} | {','.join(rep.region_names)} | {rep.ssim_luminance:.3f} | "
+                     f"{before:.1f} | {after:.1f} | {before / after:.2f} | "
+                     f"{rep.matting_energy['content'] / n:.2e} | "
+                     f"{rep.matting_energy['result_per_pixel']:.2e} | {sec:.0f} |")
+        print(lines[-1], flush=True)
+        sections.append({"title": f"{a} / {b} ({', '.join(rep.region_names)})",
+                         "images": [(tag, to_uint(img, 8)) for tag, img in
+                                    (("content", content), ("reference", ref),
+                                     ("result", out))]})
         if args.save:
             for tag, img in (("content", content), ("reference", ref), ("result", out)):
                 write_image(args.save / f"{a}_{b}_{tag}.png", img, overwrite=True)
+    if args.html:
+        from isplab.report import gallery_html
+
+        sections.insert(0, {"title": "Table", "text": "\n".join(lines)})
+        print("report:", gallery_html(args.html, "MPSE phase 2: semantic style transfer",
+                                      sections, intro=intro))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,17 @@ img.zoom{image-rendering:pixelated}
 """
 
 
+_LOAD_CHECK = """<script>
+// rendering check (benchmarks/check_report.py): how many images decoded
+window.addEventListener("load", () => {
+  const imgs = Array.from(document.images);
+  const ok = imgs.filter(i => i.complete && i.naturalWidth > 0).length;
+  document.body.setAttribute("data-images", ok + "/" + imgs.length);
+});
+</script>
+"""
+
+
 def _png(image: np.ndarray) -> str:
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(image[..., ::-1]))
     if not ok:
@@ -148,14 +159,57 @@ noise {result['noise']}; seed {result['seed']}</p>
 <details><summary>markdown</summary><pre>{esc(markdown_table(result))}</pre></details>
 <h2>Plots</h2>{_plots(result)}
 <h2>Pictures</h2>{''.join(pictures) or '<p>No previews kept.</p>'}
-<script>
-// rendering check (benchmarks/check_report.py): how many images decoded
-window.addEventListener("load", () => {{
-  const imgs = Array.from(document.images);
-  const ok = imgs.filter(i => i.complete && i.naturalWidth > 0).length;
-  document.body.setAttribute("data-images", ok + "/" + imgs.length);
-}});
-</script>
-</body></html>
+{_LOAD_CHECK}</body></html>
 """
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(page), overwrite=overwrite)
+
+
+def _markdown_to_html(text: str) -> str:
+    """A markdown pipe table (header, separator, rows) as an HTML table; other lines as text."""
+    esc = html.escape
+    out, rows = [], []
+
+    def flush() -> None:
+        if rows:
+            head, *body = rows
+            out.append("<table><tr>" + "".join(f"<th>{esc(c)}</th>" for c in head) + "</tr>"
+                       + "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>"
+                                 for r in body) + "</table>")
+            rows.clear()
+
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("|") and line.endswith("|"):
+            cells = [c.strip() for c in line[1:-1].split("|")]
+            if not all(set(c) <= set("-: ") for c in cells):
+                rows.append(cells)
+            continue
+        flush()
+        if line:
+            out.append(f"<p>{esc(line)}</p>")
+    flush()
+    return "\n".join(out)
+
+
+def gallery_html(path: str | Path, title: str, sections: list[dict[str, Any]],
+                 intro: str = "", thumb: int = 320, overwrite: bool = True) -> Path:
+    """A self-contained page of tables and pictures (benchmarks' ``--html`` reports).
+
+    Each section: ``{"title": str, "text": markdown (pipe tables become HTML tables),
+    "images": [(caption, H x W x 3 uint8 RGB), ...]}`` (every key optional). The page carries
+    the same image-load check as :func:`html_report` (``benchmarks/check_report.py``)."""
+    esc = html.escape
+    parts = []
+    for sec in sections:
+        parts.append(f"<h2>{esc(sec.get('title', ''))}</h2>")
+        if sec.get("text"):
+            parts.append(_markdown_to_html(sec["text"]))
+        figs = [f'<figure><img alt="{esc(cap)}" src="{_png(_thumb(img, thumb))}">'
+                f"<figcaption>{esc(cap)}</figcaption></figure>"
+                for cap, img in sec.get("images") or []]
+        if figs:
+            parts.append(f"<div class='row'>{''.join(figs)}</div>")
+    page = (f'<!doctype html><html><head><meta charset="utf-8"><title>{esc(title)}</title>'
+            f"<style>{CSS}</style></head><body><h1>{esc(title)}</h1>"
+            f"{_markdown_to_html(intro)}{''.join(parts)}{_LOAD_CHECK}</body></html>\n")
     return atomic_write(path, lambda tmp: Path(tmp).write_text(page), overwrite=overwrite)

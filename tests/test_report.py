@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from isplab.evaluate import evaluate
-from isplab.report import detail_window, html_report
+from isplab.report import detail_window, gallery_html, html_report
 from tests.conftest import DATA, need
 
 KODAK = DATA / "kodak24"
@@ -30,6 +30,19 @@ def test_report_embeds_every_picture_and_the_table(result, tmp_path):
     assert "classic:malvar2004" in page and "psnr mean" in page
     assert page.count("<h3>") == 1  # previews=1
     assert "src=\"http" not in page  # self-contained
+
+
+def test_gallery_page_has_tables_pictures_and_the_load_check(tmp_path):
+    img = np.random.default_rng(0).integers(0, 255, (40, 60, 3)).astype(np.uint8)
+    text = "one line\n\n| method | PSNR |\n|---|---|\n| a <b> | 1.0 |\n| b | 2.0 |"
+    path = gallery_html(tmp_path / "g.html", "T & t", [
+        {"title": "first", "text": text, "images": [("x", img), ("y", img[::-1].copy())]},
+        {"title": "second", "images": [("z", img)]}], intro="about")
+    page = path.read_text()
+    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', page)) == 3
+    assert "<th>method</th><th>PSNR</th>" in page and "<td>a &lt;b&gt;</td>" in page
+    assert "|---|" not in page and "<p>one line</p>" in page and "T &amp; t" in page
+    assert 'setAttribute("data-images"' in page
 
 
 def test_detail_window_finds_texture():

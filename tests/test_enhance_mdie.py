@@ -357,3 +357,31 @@ def test_cli_enhance_mdie(tmp_path):
     res = runner.invoke(app, ["enhance", str(tmp_path / "in.png"), "-o", str(tmp_path / "o2"),
                               "--pipeline", "mdie"])
     assert res.exit_code == 2 and "--model" in res.output
+
+
+def test_intrinsic_objective_under_ddp_keeps_ranks_identical(tmp_path):
+    """Two gloo processes under torchrun: one forward/backward per step, so DDP works and
+    the ranks end with the same weights."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    recipe = _intrinsic_recipe(tmp_path, 3, ["model.config.widths=[8,16]",
+                                             "data.val=null"])
+    path = tmp_path / "intrinsic.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "isplab.cli", "train",
+         str(path), "--out", str(tmp_path / "ddp"), "-q"],
+        cwd=ROOT, env=env, capture_output=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
+    assert summary["world_size"] == 2
+    a, b = summary["rank_checksums"]
+    assert a == b

@@ -155,8 +155,10 @@ def decomposition_losses(model: nn.Module, srgb: torch.Tensor, generator: torch.
     n, _, h, wd = srgb.shape
     s_syn = synthetic_shading(n, h, wd, generator, **(shading_options or {})).to(srgb)
     relit, valid = reshade(srgb, s_syn)
-    a, s = model.decompose(srgb)
-    a2, s2 = model.decompose(relit)
+    # one forward over both images (and one backward: what DDP allows)
+    a_both, s_both = model.decompose(torch.cat([srgb, relit]))
+    a, a2 = a_both[:n], a_both[n:]
+    s, s2 = s_both[:n], s_both[n:]
     lin, lin2 = srgb_to_linear(srgb), srgb_to_linear(relit)
     terms = {
         "recon": reconstruction_loss(a, s, lin),

@@ -9,8 +9,10 @@ optimisers, device, autocast, non-finite skipping) and defines
 - ``validate() -> {metric: value}`` on the recipe's validation data,
 - ``loss_keys`` (the CSV columns).
 
-Everything else (checkpoints and exact resume, logs, validation schedule, best model, DDP)
-stays the trainer's. Randomness inside a step comes from generators keyed by
+Everything else (checkpoints and exact resume, logs, validation schedule, best model) stays
+the trainer's; under ``torchrun`` the ``intrinsic`` objective runs with DDP like a supervised
+recipe, while ``stargan`` (two generator forwards per backward, which DDP does not allow)
+refuses more than one process. Randomness inside a step comes from generators keyed by
 ``(seed, step)``, so a resumed run repeats the uninterrupted run.
 
 Registered:
@@ -85,7 +87,8 @@ class Objective:
         return batch[spec.get("input_key", "image")].to(self.trainer.device, non_blocking=True)
 
     def optimise(self, total: torch.Tensor, optimizer: torch.optim.Optimizer, module) -> None:
-        """Backward, optional gradient clipping, optimiser and scheduler step."""
+        """Backward, optional gradient clipping, the optimiser step (and the EMA update for
+        the trained model)."""
         t = self.trainer
         optimizer.zero_grad(set_to_none=True)
         total.backward()
@@ -236,6 +239,10 @@ class StarGANObjective(Objective):
                  lambda_gp: float = 10.0, n_critic: int = 5, component: str = "image",
                  intrinsic_weights: str | None = None) -> None:
         super().__init__(trainer)
+        if trainer.world > 1:
+            raise InvalidInputError("the stargan objective runs on one process (it calls the "
+                                    "generator twice per generator step, which DDP does not "
+                                    "allow): run it without torchrun")
         if trainer.disc is None:
             raise InvalidInputError("the stargan objective needs gan.discriminator "
                                     "(stargan_discriminator) in the recipe")

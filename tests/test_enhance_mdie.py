@@ -262,6 +262,17 @@ def test_translate_components_touches_the_albedo_only_for_colour():
     assert [c[1] for c in calls] == [colour, colour, texture, noise]
 
 
+def test_residual_stargan_generator_starts_as_the_identity():
+    g = create_model("stargan_generator", width=8, n_blocks=1, residual=True).eval()
+    x = photo(20, 28)
+    with torch.no_grad():
+        assert torch.allclose(g(x), x, atol=1e-6)
+    g.tail[-1].weight.data.normal_()
+    with torch.no_grad():
+        y = g(x)
+    assert not torch.allclose(y, x) and y.min() >= 0 and y.max() <= 1
+
+
 def test_stargan_generator_labels():
     g = create_model("stargan_generator", width=8, n_blocks=2).eval()
     x = photo(20, 28)
@@ -301,7 +312,9 @@ def test_stargan_objective_alternates_critic_and_generator(tmp_path, component):
     rows = [r.split(",") for r in (tmp_path / "run" / "train_log.csv").read_text().splitlines()]
     header = rows[0]
     g_rec = header.index("g_rec")
-    assert header[4:10] == ["d_adv", "d_cls", "d_gp", "g_adv", "g_cls", "g_rec"]
+    assert header[4:12] == ["d_adv", "d_cls", "d_gp", "g_adv", "g_cls", "g_rec", "g_id",
+                            "g_pair"]
+    assert all(r[header.index("g_pair")] != "" for r in rows[1:] if r[g_rec] != "")
     # n_critic = 2: generator terms on even steps only
     assert [r[g_rec] != "" for r in rows[1:]] == [False, True, False, True]
     mdie = load_mdie(tmp_path / "run")

@@ -91,6 +91,9 @@ class StarGANGenerator(nn.Module):
         width: channels of the first conv (64; the residual blocks run at ``4 * width``).
         n_blocks: residual blocks (6).
         label_dim: label vector length (6 = 3 domains + 3 mask entries).
+        residual: output ``clip(x + 0.5 tanh(tail))`` with the last conv zero-initialised, so
+            the generator starts as the identity (ours, for short CPU trainings; the
+            reference maps to ``tanh`` directly).
 
     ``forward(x, labels=None)``: sRGB ``N x 3 x H x W`` in [0, 1] -> sRGB in [0, 1] (the tanh
     keeps it bounded, no clamp needed); labels default to all ones. Stride 4 (pad + crop).
@@ -98,8 +101,10 @@ class StarGANGenerator(nn.Module):
 
     stride = 4
 
-    def __init__(self, width: int = 64, n_blocks: int = 6, label_dim: int = LABEL_DIM) -> None:
+    def __init__(self, width: int = 64, n_blocks: int = 6, label_dim: int = LABEL_DIM,
+                 residual: bool = False) -> None:
         super().__init__()
+        self.residual = bool(residual)
         if width < 1 or n_blocks < 0 or label_dim < 1:
             raise InvalidInputError(f"need width >= 1, n_blocks >= 0, label_dim >= 1; got "
                                     f"{width}, {n_blocks}, {label_dim}")
@@ -121,6 +126,8 @@ class StarGANGenerator(nn.Module):
             nn.InstanceNorm2d(w, affine=True), nn.ReLU(inplace=True),
             nn.Conv2d(w, 3, 7, padding=3, bias=False),
         )
+        if self.residual:  # start as the identity
+            nn.init.zeros_(self.tail[-1].weight)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """sRGB ``N x 3 x H x W`` in [0, 1], labels ``N x label_dim`` (None: all ones) ->
@@ -136,7 +143,10 @@ class StarGANGenerator(nn.Module):
         h = self.head(torch.cat([xp * 2.0 - 1.0, tiled], dim=1))
         for block in self.blocks:
             h = block(h, labels)
-        y = torch.tanh(self.tail(h)) * 0.5 + 0.5
+        if self.residual:  # x + a bounded correction, clipped to [0, 1]
+            y = (xp + 0.5 * torch.tanh(self.tail(h))).clamp(0.0, 1.0)
+        else:
+            y = torch.tanh(self.tail(h)) * 0.5 + 0.5
         return crop_to(y, size)
 
 

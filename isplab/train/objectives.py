@@ -219,8 +219,11 @@ class StarGANObjective(Objective):
         L_G = -D(G(x, c')) + l_cls BCE(D_cls(G(x, c'))[domain], c') + l_rec |x - G(G(x, c'), c)|
 
     (``l_cls`` 1, ``l_rec`` 10, ``l_gp`` 10, ``n_critic`` 5, Adam 1e-4 (0.5, 0.999) in the
-    recipe, as the reference code.) The recipe's ``gan.discriminator`` is the critic
-    (``stargan_discriminator``) and ``gan.optimizer`` its optimiser.
+    recipe, as the reference code.) Two optional terms, off by default (the reference is
+    unpaired): ``lambda_id |G(x, c) - x|`` (identity under the own label) and, because our
+    domains are synthetic degradations of known clean patches, ``lambda_pair
+    |G(x_lq, c') - x_clean|`` on the low-quality samples. The recipe's ``gan.discriminator``
+    is the critic (``stargan_discriminator``) and ``gan.optimizer`` its optimiser.
 
     ``component: intrinsic`` trains on the intrinsic components of the images instead (MDIE):
     a frozen ``intrinsic_net`` (``intrinsic_weights``) decomposes each image; texture and
@@ -233,11 +236,12 @@ class StarGANObjective(Objective):
     reconstructs the image from the translated components first).
     """
 
-    loss_keys = ["d_adv", "d_cls", "d_gp", "g_adv", "g_cls", "g_rec"]
+    loss_keys = ["d_adv", "d_cls", "d_gp", "g_adv", "g_cls", "g_rec", "g_id", "g_pair"]
 
     def __init__(self, trainer, lambda_cls: float = 1.0, lambda_rec: float = 10.0,
                  lambda_gp: float = 10.0, n_critic: int = 5, component: str = "image",
-                 intrinsic_weights: str | None = None) -> None:
+                 intrinsic_weights: str | None = None, lambda_id: float = 0.0,
+                 lambda_pair: float = 0.0) -> None:
         super().__init__(trainer)
         if trainer.world > 1:
             raise InvalidInputError("the stargan objective runs on one process (it calls the "
@@ -257,6 +261,7 @@ class StarGANObjective(Objective):
             raise InvalidInputError(f"n_critic must be >= 1, got {n_critic}")
         self.lambda_cls, self.lambda_rec = float(lambda_cls), float(lambda_rec)
         self.lambda_gp, self.n_critic = float(lambda_gp), int(n_critic)
+        self.lambda_id, self.lambda_pair = float(lambda_id), float(lambda_pair)
         self.component = component
         self.intrinsic = None
         if component == "intrinsic":
@@ -267,17 +272,14 @@ class StarGANObjective(Objective):
                 p.requires_grad_(False)
 
     # -- pieces --
-    def _components(self, x: torch.Tensor, domain: torch.Tensor, g: torch.Generator
-                    ) -> torch.Tensor:
-        """Images -> the component each sample trains on (component mode)."""
+    def _components(self, x: torch.Tensor, use_albedo: torch.Tensor) -> torch.Tensor:
+        """Images -> the component each sample trains on (component mode): the albedo where
+        ``use_albedo``, else the shading as a grey image."""
         from isplab.enhance.mdie import shading_to_image
 
         with torch.no_grad():
             a, s = self.intrinsic.decompose(x)
-        shade = shading_to_image(s)
-        coin = torch.rand(x.shape[0], generator=g) < 0.5
-        use_albedo = ((domain.cpu() == 0) & coin).to(x.device)
-        return torch.where(use_albedo[:, None, None, None], a, shade)
+        return torch.where(use_albedo[:, None, None, None], a, shading_to_image(s))
 
     @staticmethod
     def _labels(quality: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -298,8 +300,13 @@ class StarGANObjective(Objective):
         mask = batch["mask"].to(x)
         quality = batch["labels"].to(x)
         domain = mask.argmax(1)
+        clean = batch["clean"].to(x) if self.lambda_pair > 0 else None
         if self.component == "intrinsic":
-            x = self._components(x, domain, g)
+            coin = torch.rand(x.shape[0], generator=g) < 0.5
+            use_albedo = ((domain.cpu() == 0) & coin).to(x.device)
+            x = self._components(x, use_albedo)
+            if clean is not None:
+                clean = self._components(clean, use_albedo)
         target_q = torch.where(mask > 0, 1.0 - quality, torch.zeros_like(quality))
         c_org, c_trg = self._labels(quality, mask), self._labels(target_q, mask)
         gen, critic = t.ddp_model, t.ddp_disc
@@ -329,13 +336,23 @@ class StarGANObjective(Objective):
             g_cls = self._cls_loss(fake_cls, target_q, domain)
             g_rec = (gen(fake, c_org) - x).abs().mean()
             g_total = g_adv + self.lambda_cls * g_cls + self.lambda_rec * g_rec
+            extra = {}
+            if self.lambda_id > 0:  # the own label leaves an image unchanged
+                extra["g_id"] = (gen(x, c_org) - x).abs().mean()
+                g_total = g_total + self.lambda_id * extra["g_id"]
+            if clean is not None:  # synthetic domains: the clean patch is known
+                lq = batch["lq"].bool().to(x.device)
+                if lq.any():
+                    extra["g_pair"] = (fake[lq] - clean[lq]).abs().mean()
+                    g_total = g_total + self.lambda_pair * extra["g_pair"]
             if not torch.isfinite(g_total):
                 return t._skip(step, f"step {step}: non-finite generator loss {float(g_total)}")
             self.optimise(g_total, t.opt, t.model)
             if t.sched is not None:
                 t.sched.step()
             terms.update(g_adv=float(g_adv.detach()), g_cls=float(g_cls.detach()),
-                         g_rec=float(g_rec.detach()))
+                         g_rec=float(g_rec.detach()),
+                         **{k: float(v.detach()) for k, v in extra.items()})
             total = float(g_total.detach())
         return total, terms
 

@@ -144,20 +144,23 @@ def random_colour_params(generator: torch.Generator) -> dict[str, Any]:
 # --- texture ------------------------------------------------------------------------------
 
 
-def gaussian_blur(srgb: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Gaussian blur (separable, kernel ``2 * ceil(3 sigma) + 1``, reflect borders)."""
-    x, single = _batch(srgb)
+def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur of ``N x C x H x W`` (kornia; kernel ``2 ceil(3 sigma) + 1``, reflect
+    borders, replicate where the image is smaller than the kernel)."""
+    import kornia
+
     if sigma <= 0:
-        return srgb
-    r = int(math.ceil(3 * sigma))
-    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    c = x.shape[1]
-    pad_mode = "reflect" if r < min(x.shape[-2:]) else "replicate"
-    y = F.pad(x, (r, r, r, r), mode=pad_mode)
-    y = F.conv2d(y, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    y = F.conv2d(y, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+        return x
+    k = 2 * int(math.ceil(3 * sigma)) + 1
+    border = "reflect" if k // 2 < min(x.shape[-2:]) else "replicate"
+    return kornia.filters.gaussian_blur2d(x, (k, k), (float(sigma), float(sigma)),
+                                          border_type=border)
+
+
+def gaussian_blur(srgb: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur of sRGB ``3 x H x W`` or ``N x 3 x H x W`` (:func:`blur`)."""
+    x, single = _batch(srgb)
+    y = blur(x, sigma)
     return y[0] if single else y
 
 

@@ -179,22 +179,15 @@ def decomposition_losses(model: nn.Module, srgb: torch.Tensor, generator: torch.
 
 def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Gaussian blur of any sigma: large sigmas on a downscaled copy (factor ~ sigma / 4)."""
+    from isplab.enhance.domains import blur
+
     h, w = x.shape[-2:]
     factor = max(1.0, sigma / 4.0)
     small = x
     if factor > 1:
         small = F.interpolate(x, size=(max(1, round(h / factor)), max(1, round(w / factor))),
                               mode="area")
-    s = sigma / factor
-    r = max(1, int(math.ceil(3 * s)))
-    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
-    k = torch.exp(-0.5 * (t / s) ** 2)
-    k = k / k.sum()
-    c = small.shape[1]
-    pad_mode = "reflect" if r < min(small.shape[-2:]) else "replicate"
-    y = F.pad(small, (r, r, r, r), mode=pad_mode)
-    y = F.conv2d(y, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    y = F.conv2d(y, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+    y = blur(small, sigma / factor)
     if factor > 1:
         y = F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False)
     return y

@@ -112,7 +112,7 @@ def test_unprocess_metadata_and_batches():
     with pytest.raises(InvalidInputError, match="even"):
         unprocess(torch.rand(3, 15, 16))
     with pytest.raises(InvalidInputError):
-        unprocess(torch.zeros(3, 16, 16, dtype=torch.uint8))
+        unprocess(torch.zeros(3, 16, 16, dtype=torch.int16))
 
 
 def test_unprocess_known_values():
@@ -433,3 +433,18 @@ def test_cli_synth(photos, tmp_path):
     assert result.exit_code == 1
     assert runner.invoke(app, ["synth", str(photos), "-o", str(tmp_path / "x"),
                                "--patch", "15"]).exit_code == 2
+
+
+def test_uint8_input_decodes_through_the_table_identically():
+    from isplab.synth.unprocess import decode_srgb
+
+    g = torch.Generator().manual_seed(0)
+    u8 = torch.randint(0, 256, (3, 16, 24), generator=g, dtype=torch.uint8)
+    f = u8.float() / 255
+    for brooks in (False, True):
+        assert torch.equal(decode_srgb(u8, brooks), decode_srgb(f, brooks))
+        a, ma = unprocess(u8, generator=5, brooks=brooks)
+        b, mb = unprocess(f, generator=5, brooks=brooks)
+        assert torch.equal(a, b) and ma == mb and a.dtype == torch.float32
+    with pytest.raises(InvalidInputError, match="floating point"):
+        unprocess(u8.to(torch.int32))

@@ -66,14 +66,13 @@ def adjusted_maximum_scale(raw: RawImage, threshold: float) -> float:
     return 1.0
 
 
+#: EXIF-like flip code -> quarter turns (``rot90`` k): 3 = 180 deg, 5 = 90 CCW, 6 = 90 CW
+ORIENTATION_TURNS = {3: 2, 5: 1, 6: -1}
+
+
 def _orient(x: torch.Tensor, flip: int) -> torch.Tensor:
-    if flip == 3:
-        return torch.rot90(x, 2, dims=(2, 3))
-    if flip == 5:
-        return torch.rot90(x, 1, dims=(2, 3))
-    if flip == 6:
-        return torch.rot90(x, -1, dims=(2, 3))
-    return x
+    k = ORIENTATION_TURNS.get(flip, 0)
+    return torch.rot90(x, k, dims=(2, 3)) if k else x
 
 
 class ClassicISP(nn.Module):
@@ -167,6 +166,17 @@ class ClassicISP(nn.Module):
             return f"auto:{self.auto_wb_method}"
         return "camera" if self.use_camera_wb else "none"
 
+    def _select_gains(self, mosaic: torch.Tensor, cfa: str, wb_gains):
+        """The white balance used: ``user_wb``, else estimated (``use_auto_wb``), else the
+        as-shot ``wb_gains`` (``use_camera_wb``), else None."""
+        if self.user_wb is not None:
+            return self.user_wb
+        if self.use_auto_wb:
+            return self._estimate_wb(mosaic, cfa)
+        if self.use_camera_wb and wb_gains is not None:
+            return wb_gains
+        return None
+
     def _estimate_wb(self, mosaic: torch.Tensor, cfa: str) -> torch.Tensor:
         fn = gray_world_gains if self.auto_wb_method == "gray_world" else white_patch_gains
         return fn(mosaic, cfa=cfa)
@@ -207,14 +217,7 @@ class ClassicISP(nn.Module):
         else:
             mosaic, cfa = x, check_pattern(cfa)
 
-        if self.user_wb is not None:
-            gains = self.user_wb
-        elif self.use_auto_wb:
-            gains = self._estimate_wb(mosaic, cfa)
-        elif self.use_camera_wb and wb_gains is not None:
-            gains = wb_gains
-        else:
-            gains = None
+        gains = self._select_gains(mosaic, cfa, wb_gains)
         matrix = color_matrix if self.use_color_matrix else None
 
         if torch.is_grad_enabled() or self.half_size or self.demosaic_algorithm == "menon2007":
@@ -320,15 +323,10 @@ class ClassicISP(nn.Module):
         if not self._uses_fast_path(raw):
             return to_uint(self.develop(raw), output_bps)
         isp, wb, matrix, scale = self._file_settings(raw)
-        if isp.user_wb is not None:
-            gains = isp.user_wb
-        elif isp.use_auto_wb:
-            mosaic = raw.to_tensor() if scale == 1.0 else (raw.to_tensor() * scale).clamp(max=1)
-            gains = tuple(isp._estimate_wb(mosaic, raw.cfa)[0].tolist())
-        elif isp.use_camera_wb:
-            gains = wb
-        else:
-            gains = None
+        mosaic = raw.to_tensor() if scale == 1.0 else (raw.to_tensor() * scale).clamp(max=1)
+        gains = isp._select_gains(mosaic, raw.cfa, wb)
+        if isinstance(gains, torch.Tensor):
+            gains = tuple(gains[0].tolist())
 
         def display(x: torch.Tensor) -> torch.Tensor:
             return isp._display(x, torch.ones(1))
@@ -337,7 +335,7 @@ class ClassicISP(nn.Module):
             raw.mosaic, raw.cfa, gains, matrix, display, auto_bright=not isp.no_auto_bright,
             auto_bright_thr=isp.auto_bright_thr, bright=isp.bright, output_bps=output_bps,
             scale=scale)
-        k = {3: 2, 5: 1, 6: -1}.get(raw.orientation, 0)
+        k = ORIENTATION_TURNS.get(raw.orientation, 0)
         return np.ascontiguousarray(np.rot90(out, k)) if k else out
 
 

@@ -183,6 +183,25 @@ def test_resume_after_sigkill_repeats_the_uninterrupted_losses(tmp_path):
     assert len(losses(run)) == 30
 
 
+def test_time_budget_stops_saves_and_resumes_to_the_same_losses(tmp_path):
+    ref = tmp_path / "ref"
+    Trainer(toy_recipe(), ref, progress=False).run()
+    run = tmp_path / "budget"
+    # a budget of 0 s is spent by the first step: stop there, with a checkpoint at step 1
+    # although ckpt_every is 2, and the stage position stored so --resume continues it
+    summary = Trainer(toy_recipe(**{"train.max_seconds": 0}), run, progress=False).run()
+    assert summary["steps"] == 1 and summary["stopped_by"] == "max_seconds"
+    assert [s for s, _ in ck.list_checkpoints(run / "checkpoints")] == [1]
+    assert (run / "model.safetensors").exists()
+    summary = Trainer(toy_recipe(), run, resume=True, progress=False).run()
+    assert summary["steps"] == 6 and summary["stopped_by"] is None
+    assert losses(run) == losses(ref)
+    stages = [{"name": "a", "steps": 2}, {"name": "b", "steps": 2}]
+    summary = Trainer(toy_recipe(stages=stages, **{"train.max_seconds": 1e9}), tmp_path / "c",
+                      progress=False).run()
+    assert summary["steps"] == 4 and summary["stopped_by"] is None
+
+
 def test_nonfinite_steps_are_skipped_then_stop_the_run(tmp_path):
     # batch 1 and NaN inputs at items 2 and 5 of each epoch: two skipped steps per epoch
     r = toy_recipe(**{"data.train.args": {"n": 6, "nan_indices": [2, 5]},

@@ -76,6 +76,8 @@ DEFAULTS: dict[str, Any] = {
         "best_metric": "psnr",    # metric name from isplab.metrics; "-name" = lower is better
         "metrics": ["psnr", "ssim"],
         "max_nonfinite": 10,      # skipped non-finite steps before the run stops
+        "max_seconds": None,      # wall-clock budget of this invocation: stop (and save) at
+                                  # the first step that ends past it; None = run all steps
         "tensorboard": True,      # when the tb extra is installed
         "device": "auto",
         "deterministic": True,

@@ -531,10 +531,12 @@ class Trainer:
             if bar else None
         first_step = step
         last_saved = step
+        budget = self.cfg.get("max_seconds")
+        self.stopped_by = None
         try:
             if bar:
                 bar.start()
-            while stage_index < len(self.stages):
+            while stage_index < len(self.stages) and self.stopped_by is None:
                 if done_in_stage == 0 and step > 0 and not self.resume:
                     self._stage_objects(stage_index)
                 self.resume = False
@@ -566,8 +568,18 @@ class Trainer:
                         if val_due and key in val_metrics and self._is_better(val_metrics[key]):
                             self.best = val_metrics[key]
                             ck.copy_as_best(path, ckpt_dir)
-                stage_index += 1
-                done_in_stage = 0
+                    if budget is not None and self._out_of_time(t_start, float(budget)):
+                        self.stopped_by = "max_seconds"
+                        if rank0 and last_saved != step:
+                            self._save(stage_index, done_in_stage, step, val_metrics)
+                            last_saved = step
+                        log.info("train.max_seconds = %s reached after step %d of %d; "
+                                 "stopping (resume with --resume)", budget, step,
+                                 self.total_steps)
+                        break
+                if self.stopped_by is None:
+                    stage_index += 1
+                    done_in_stage = 0
         finally:
             if bar:
                 bar.stop()
@@ -575,6 +587,18 @@ class Trainer:
             val_metrics = self.validate()
         summary = self._finish(step, last_saved, val_metrics, time.perf_counter() - t_start)
         return summary
+
+    def _out_of_time(self, t_start: float, budget: float) -> bool:
+        """Whether ``train.max_seconds`` is spent; under DDP rank 0's clock decides for all
+        ranks (a broadcast), so every rank stops after the same step."""
+        over = time.perf_counter() - t_start >= budget
+        if _is_dist():
+            flag = torch.tensor([1.0 if over else 0.0])
+            if torch.distributed.get_backend() == "nccl":
+                flag = flag.to(self.device)
+            torch.distributed.broadcast(flag, src=0)
+            over = bool(flag.item() > 0)
+        return over
 
     def _log_val(self, step: int, metrics: dict[str, float]) -> None:
         new = not self.val_csv.exists()
@@ -598,6 +622,7 @@ class Trainer:
         summary = {
             "recipe": self.recipe["name"], "steps": step, "seconds": round(seconds, 2),
             "skipped_nonfinite": self.skipped, "validation": metrics, "best": self.best,
+            "stopped_by": self.stopped_by,
             "world_size": self.world, "device": str(self.device), "amp": self.amp,
             "rank_checksums": checksums, "weights": str(self.out / "model.safetensors"),
         }

@@ -125,7 +125,16 @@ def build_backbone(name: str) -> Backbone:
     """An uninitialised (random) backbone: ``vgg16``, ``vgg19`` or ``alexnet``."""
     if name not in SPECS:
         raise IsplabError(f"unknown backbone {name!r}; choose from {', '.join(SPECS)}")
-    return _alexnet() if name == "alexnet" else _vgg(name)
+    model = _alexnet() if name == "alexnet" else _vgg(name)
+    # He normal over the fan-in, zero bias: keeps the activation scale through the stack.
+    # With PyTorch's default conv init the activations shrink layer by layer and a random
+    # VGG-19's relu5_4 is ~1e-7 of its input, so a random-weight perceptual loss (tests,
+    # smoke runs, machines without the ImageNet file) would be zero rather than random.
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+    return model
 
 
 def find_weights(name: str, weights: str | Path | None = None) -> Path | None:

@@ -96,6 +96,19 @@ def test_random_init_for_smoke_runs():
     assert not model.training
 
 
+def test_random_backbone_keeps_its_activation_scale():
+    # a random VGG-19 must give features of the input's order at its deepest layer (PyTorch's
+    # default init shrank relu5_4 to ~1e-7, which made random-weight perceptual losses zero)
+    torch.manual_seed(0)
+    net = load_backbone("vgg19", random_init=True)
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        feats = net(x, ["relu1_2", "relu5_4"])
+    for name in ("relu1_2", "relu5_4"):
+        rms = float(feats[name].pow(2).mean().sqrt())
+        assert 0.05 < rms < 20, (name, rms)
+
+
 def test_explicit_path_is_never_replaced_by_another_copy(tmp_path, monkeypatch):
     _fake_checkpoint("vgg16", tmp_path / SPECS["vgg16"].filename)
     monkeypatch.setenv("ISPLAB_WEIGHTS_DIR", str(tmp_path))

@@ -166,7 +166,7 @@ class ClassicISP(nn.Module):
             return f"auto:{self.auto_wb_method}"
         return "camera" if self.use_camera_wb else "none"
 
-    def _select_gains(self, mosaic: torch.Tensor, cfa: str, wb_gains):
+    def _select_gains(self, mosaic: torch.Tensor | None, cfa: str, wb_gains):
         """The white balance used: ``user_wb``, else estimated (``use_auto_wb``), else the
         as-shot ``wb_gains`` (``use_camera_wb``), else None."""
         if self.user_wb is not None:
@@ -323,7 +323,9 @@ class ClassicISP(nn.Module):
         if not self._uses_fast_path(raw):
             return to_uint(self.develop(raw), output_bps)
         isp, wb, matrix, scale = self._file_settings(raw)
-        mosaic = raw.to_tensor() if scale == 1.0 else (raw.to_tensor() * scale).clamp(max=1)
+        mosaic = None  # only an estimated white balance reads it: no full-frame copy otherwise
+        if isp.use_auto_wb and isp.user_wb is None:
+            mosaic = raw.to_tensor() if scale == 1.0 else (raw.to_tensor() * scale).clamp(max=1)
         gains = isp._select_gains(mosaic, raw.cfa, wb)
         if isinstance(gains, torch.Tensor):
             gains = tuple(gains[0].tolist())

@@ -7,7 +7,10 @@ Decomposition (held-out Kodak24 photos, longer side ``--size``; never seen in tr
 - ``albedo SI``: scale-invariant MSE between the albedo of the photo and of a synthetically
   re-lit copy (``isplab.enhance.intrinsic.synthetic_shading``; lower = steadier), over the
   pixels the re-lighting did not clip, for ``intrinsic_net``, LIME-style and multi-scale
-  Retinex.
+  Retinex;
+- where the degradations live: mean ``|change|`` of log albedo and log shading when the same
+  photos get one random degradation of each domain (``isplab.enhance.domains.degrade``),
+  the evidence for the translator's routing (``isplab.enhance.mdie.parse_routing``).
 
 Translation (real pairs, evaluation only; centre crops of ``--crop`` pixels):
 
@@ -20,7 +23,7 @@ Translation (real pairs, evaluation only; centre crops of ``--crop`` pixels):
   ground truth; classical baseline: gray world.
 
     python benchmarks/mdie.py --intrinsic runs/mdie_intrinsic --translator runs/mdie_translator
-        [--image-translator runs/stargan_image] [--html mdie.html]
+        [--image-translator runs/stargan_image] [--compare NAME=RUN ...] [--html mdie.html]
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import torch.nn.functional as F
 
 from isplab.classic import denoise, gray_world_gains, srgb_gamma, srgb_to_linear
 from isplab.enhance import intrinsic as I
-from isplab.enhance.domains import city100_pairs, intel_tau_samples, sidd_pairs
+from isplab.enhance.domains import DOMAINS, city100_pairs, degrade, intel_tau_samples, sidd_pairs
 from isplab.enhance.mdie import load_mdie, shading_to_image
 from isplab.io import read_image, to_uint
 from isplab.metrics import angular_error, psnr, ssim
@@ -128,6 +131,27 @@ def pairs_table(title: str, pairs, methods, size: int, shots: list) -> list[str]
     return lines
 
 
+def routing_table(net, photos: list[torch.Tensor], seed: int = 0) -> list[str]:
+    """Where each domain's degradation lands in the decomposition: mean |change| of log
+    albedo and of log shading between a photo and its degraded copy (``log I = log A +
+    log S``), and the shading's share of the two."""
+    lines: list[str] = []
+    emit(lines, "| domain | mean abs d log albedo | mean abs d log shading | shading share |")
+    emit(lines, "|---|---|---|---|")
+    g = torch.Generator().manual_seed(seed)
+    for domain in DOMAINS:
+        da = ds = 0.0
+        for x in photos:
+            y, _ = degrade(x, domain, g)
+            a0, s0 = net.decompose(x)
+            a1, s1 = net.decompose(y.clamp(0, 1))
+            da += float((a1.clamp_min(1e-4).log() - a0.clamp_min(1e-4).log()).abs().mean())
+            ds += float((s1.clamp_min(1e-4).log() - s0.clamp_min(1e-4).log()).abs().mean())
+        da, ds = da / len(photos), ds / len(photos)
+        emit(lines, f"| {domain} | {da:.4f} | {ds:.4f} | {100 * ds / (da + ds):.1f} % |")
+    return lines
+
+
 def colour_table(samples, methods) -> list[str]:
     lines: list[str] = []
     print("\nINTEL-TAU IMX135 (10 images), illuminant angular error in degrees\n")
@@ -160,6 +184,9 @@ def main() -> None:
     ap.add_argument("--translator", type=Path, default=Path("runs/mdie_translator"))
     ap.add_argument("--image-translator", type=Path, default=None,
                     help="a translator trained with component: image, for comparison")
+    ap.add_argument("--compare", action="append", default=[], metavar="NAME=PATH",
+                    help="another translator (weights or run folder) to add to the tables "
+                         "as NAME (repeatable), e.g. one trained with the seed's routing")
     ap.add_argument("--photos", type=int, default=8, help="Kodak24 photos for decomposition")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--crop", type=int, default=256)
@@ -173,6 +200,11 @@ def main() -> None:
     others = {}
     if args.image_translator is not None:
         others["StarGAN on the image (no decomposition)"] = load_mdie(args.image_translator)
+    for spec in args.compare:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            ap.error(f"--compare takes NAME=PATH, got {spec!r}")
+        others[name] = load_mdie(Path(path))
 
     print(f"# MDIE — intrinsic {ipath}, translator {args.translator}, torch "
           f"{torch.__version__} ({torch.get_num_threads()} threads)")
@@ -190,31 +222,39 @@ def main() -> None:
             ("intrinsic_net shading", to_uint(shading_to_image(sh), 8)),
             ("LIME-style albedo", to_uint(srgb_gamma(la), 8)),
             ("LIME-style shading", to_uint(shading_to_image(ls), 8))]
+        head = (f"Where the degradations live: one random degradation per domain of the same "
+                f"{len(photos)} photos")
+        print(f"\n{head}\n")
+        sections.append({"title": head, "text": "\n".join(routing_table(net, photos))})
+        print(f"\ntranslator routing (domain: on albedo, on shading): "
+              f"{dict(zip(DOMAINS, mdie.routing, strict=True))}")
 
-        def mdie_methods(classic_name, classic_fn):
-            m = {"input (no change)": lambda x: x, classic_name: classic_fn,
-                 "MDIE all-ones": lambda x: mdie.enhance(x, "all"),
-                 "MDIE sequential (colour, texture, noise)":
-                     lambda x: mdie.enhance(x, "sequential")}
-            for name, sys in others.items():
-                m[f"{name}, all-ones"] = lambda x, s=sys: s.enhance(x, "all")
+        def mdie_methods(classic_name, classic_fn, domain):
+            m = {"input (no change)": lambda x: x, classic_name: classic_fn}
+            for name, sys in {"MDIE": mdie, **others}.items():
+                m[f"{name} all-ones"] = lambda x, s=sys: s.enhance(x, "all")
+                m[f"{name} sequential (colour, texture, noise)"] = (
+                    lambda x, s=sys: s.enhance(x, "sequential"))
+                m[f"{name} {domain} label only"] = lambda x, s=sys: s.enhance(x, domain)
             return m
 
-        for title, pairs, classic in (
+        for title, pairs, classic, domain in (
                 (f"SIDD noisy -> clean ({args.crop} px centre crops)", sidd_pairs(),
-                 (f"bilateral denoise (sigma {args.sigma})", lambda x: denoise(x, args.sigma))),
+                 (f"bilateral denoise (sigma {args.sigma})", lambda x: denoise(x, args.sigma)),
+                 "noise"),
                 (f"City100 iPhone X short -> long focal ({args.crop} px centre crops)",
-                 city100_pairs(), ("unsharp mask (sigma 1.5, amount 1)", unsharp))):
+                 city100_pairs(), ("unsharp mask (sigma 1.5, amount 1)", unsharp), "texture")):
             shots: list = []
-            text = "\n".join(pairs_table(title, pairs, mdie_methods(*classic), args.crop, shots))
+            text = "\n".join(pairs_table(title, pairs, mdie_methods(*classic, domain), args.crop,
+                                         shots))
             sections.append({"title": title, "text": text, "images": shots})
         colour = {"input (no change)": lambda lin: torch.ones(lin.shape[0], 3),
-                  "gray world": lambda lin: 1.0 / gray_world_gains(lin),
-                  "MDIE all-ones": implied_illuminant(lambda x: mdie.enhance(x, "all")),
-                  "MDIE sequential": implied_illuminant(lambda x: mdie.enhance(x,
-                                                                               "sequential"))}
-        for name, sys in others.items():
-            colour[f"{name}, all-ones"] = implied_illuminant(lambda x, s=sys: s.enhance(x, "all"))
+                  "gray world": lambda lin: 1.0 / gray_world_gains(lin)}
+        for name, sys in {"MDIE": mdie, **others}.items():
+            for mode, label in (("all", "all-ones"), ("sequential", "sequential"),
+                                ("colour", "colour label only")):
+                colour[f"{name} {label}"] = implied_illuminant(
+                    lambda x, s=sys, m=mode: s.enhance(x, m))
         tau = intel_tau_samples()
         text = "\n".join(colour_table(tau, colour))
         first = srgb_gamma(tau[0]["camera_rgb"][None])
@@ -227,7 +267,9 @@ def main() -> None:
                                  8)),
                              ("MDIE all-ones", to_uint(mdie.enhance(first, "all"), 8)),
                              ("MDIE sequential", to_uint(mdie.enhance(first, "sequential"),
-                                                         8))]})
+                                                         8)),
+                             ("MDIE colour label only", to_uint(mdie.enhance(first, "colour"),
+                                                                8))]})
     if args.html:
         from isplab.report import gallery_html
 

@@ -12,11 +12,15 @@ from isplab.enhance import domains
 from isplab.enhance import intrinsic as I
 from isplab.enhance.mdie import (
     MDIE,
+    MODES,
+    SEED_ROUTING,
     domain_labels,
     image_to_shading,
     load_mdie,
     mode_labels,
+    parse_routing,
     shading_to_image,
+    train_on_albedo,
     translate_components,
 )
 from isplab.errors import InvalidInputError
@@ -223,6 +227,7 @@ def test_labels_and_shading_image():
     assert mode_labels("all", 1, ref)[0].tolist() == [[1.0] * 6]
     seq = [lab.tolist()[0] for lab in mode_labels("sequential", 1, ref)]
     assert seq == [[1, 0, 0, 1, 0, 0], [0, 1, 0, 0, 1, 0], [0, 0, 1, 0, 0, 1]]
+    assert [mode_labels(d, 1, ref)[0].tolist()[0] for d in domains.DOMAINS] == seq
     with pytest.raises(InvalidInputError, match="mode"):
         mode_labels("random", 1, ref)
     s = torch.tensor([0.1, 0.5, 1.0, 4.0]).view(1, 1, 2, 2)
@@ -262,6 +267,53 @@ def test_translate_components_touches_the_albedo_only_for_colour():
     assert [c[1] for c in calls] == [colour, colour, texture, noise]
 
 
+ALBEDO_ROUTING = {"colour": ["albedo", "shading"], "texture": ["albedo"], "noise": ["albedo"]}
+
+
+def test_parse_routing_and_its_errors():
+    assert parse_routing() == parse_routing(SEED_ROUTING) == ((True, True), (False, True),
+                                                              (False, True))
+    assert parse_routing(ALBEDO_ROUTING) == ((True, True), (True, False), (True, False))
+    assert parse_routing({"colour": "albedo", "texture": "shading", "noise": "shading"}) == (
+        (True, False), (False, True), (False, True))
+    for bad in ({"colour": ["albedo"]}, {**ALBEDO_ROUTING, "noise": []},
+                {**ALBEDO_ROUTING, "noise": ["reflectance"]}, ["albedo"]):
+        with pytest.raises(InvalidInputError, match="routing"):
+            parse_routing(bad)
+
+
+def test_train_on_albedo_follows_the_routing():
+    domain = torch.tensor([0, 0, 1, 1, 2, 2])
+    coin = torch.tensor([True, False, True, False, True, False])
+    assert train_on_albedo(parse_routing(), domain, coin).tolist() == [
+        True, False, False, False, False, False]
+    assert train_on_albedo(parse_routing(ALBEDO_ROUTING), domain, coin).tolist() == [
+        True, False, True, True, True, True]
+
+
+def test_translate_components_follows_the_routing():
+    net = create_model("intrinsic_net", widths=[8, 16]).eval()
+    x = photo(16, 16)
+    with torch.no_grad():
+        a, s = net.decompose(x)
+        seen = []
+
+        class Who(torch.nn.Module):  # records which component each call gets
+            def forward(self, v, labels):
+                seen.append(("albedo" if torch.allclose(v, a) else "shading", labels[0].tolist()))
+                return v
+
+        translate_components(net, Who(), x, mode_labels("sequential", 1, x),
+                             parse_routing(ALBEDO_ROUTING))
+        colour, texture, noise = ([1, 0, 0, 1, 0, 0], [0, 1, 0, 0, 1, 0], [0, 0, 1, 0, 0, 1])
+        assert seen == [("albedo", colour), ("shading", colour), ("albedo", texture),
+                        ("albedo", noise)]
+        seen.clear()
+        translate_components(net, Who(), x, mode_labels("all", 1, x),
+                             parse_routing(ALBEDO_ROUTING))
+        assert [w for w, _ in seen] == ["albedo", "shading"]
+
+
 def test_residual_stargan_generator_starts_as_the_identity():
     g = create_model("stargan_generator", width=8, n_blocks=1, residual=True).eval()
     x = photo(20, 28)
@@ -271,6 +323,39 @@ def test_residual_stargan_generator_starts_as_the_identity():
     with torch.no_grad():
         y = g(x)
     assert not torch.allclose(y, x) and y.min() >= 0 and y.max() <= 1
+
+
+def test_stargan_generator_skip_and_global_gain():
+    x = photo(20, 28)
+    g = create_model("stargan_generator", width=8, n_blocks=1, residual=True, skip=True,
+                     global_gain=True).eval()
+    assert g.tail[-1].weight.shape[1] == 16  # tail features + the full-resolution skip
+    with torch.no_grad():
+        assert torch.allclose(g(x), x, atol=1e-6)  # still starts as the identity
+    with pytest.raises(InvalidInputError, match="residual"):
+        create_model("stargan_generator", width=8, n_blocks=1, global_gain=True)
+    # the gain sees the input's colour: a few steps learn to undo a global cast (which the
+    # instance norms hide from the convolutional path)
+    torch.manual_seed(0)
+    clean = photo(32, 32, seed=3) * 0.8
+    cast = clean * torch.tensor([0.6, 1.0, 1.4]).view(1, 3, 1, 1)
+    g.train()
+    opt = torch.optim.Adam(g.gain.parameters(), lr=5e-2)
+    lab = domain_labels(1, [0], x)
+    with torch.no_grad():
+        before = float((g(cast, lab) - clean).abs().mean())
+    for _ in range(60):
+        opt.zero_grad()
+        loss = (g(cast, lab) - clean).abs().mean()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.2 * before
+    # with a non-zero tail both options export to ONNX (labels default to all ones there)
+    pytest.importorskip("onnxruntime")
+    from isplab.models.export import onnx_max_error
+
+    g.tail[-1].weight.data.normal_(std=1e-2)
+    assert onnx_max_error(g.eval(), photo(32, 32)) <= 1e-4
 
 
 def test_stargan_generator_labels():
@@ -308,7 +393,11 @@ def test_stargan_objective_alternates_critic_and_generator(tmp_path, component):
     recipe = _translator_recipe(tmp_path, 4, component)
     summary = Trainer(recipe, tmp_path / "run", progress=False).run()
     assert summary["skipped_nonfinite"] == 0
-    assert set(summary["validation"]) == {"psnr", "psnr_input"}
+    val = summary["validation"]
+    assert {"psnr", "psnr_input"} <= set(val)
+    per = {k for k in val if k.startswith("psnr_") and k != "psnr_input"}
+    assert per and all(k.split("_")[-1] in domains.DOMAINS for k in per)
+    assert len(per) % 2 == 0  # translated and input per domain
     rows = [r.split(",") for r in (tmp_path / "run" / "train_log.csv").read_text().splitlines()]
     header = rows[0]
     g_rec = header.index("g_rec")
@@ -319,7 +408,10 @@ def test_stargan_objective_alternates_critic_and_generator(tmp_path, component):
     assert [r[g_rec] != "" for r in rows[1:]] == [False, True, False, True]
     mdie = load_mdie(tmp_path / "run")
     assert (mdie.intrinsic is not None) == (component == "intrinsic")
-    for mode in ("all", "sequential"):
+    # the recipe's routing travels with the weights (texture and noise on the albedo)
+    assert mdie.routing == parse_routing(recipe["objective"]["routing"])
+    assert mdie.routing == parse_routing(ALBEDO_ROUTING)
+    for mode in MODES:
         out = mdie.enhance(photo(40, 44), mode)
         assert out.shape == (1, 3, 40, 44) and out.min() >= 0 and out.max() <= 1
 
@@ -349,6 +441,13 @@ def test_load_mdie_errors(tmp_path):
         load_mdie(g)
     i = save_weights(create_model("intrinsic_net", widths=[8, 16]), tmp_path / "i.safetensors")
     assert isinstance(load_mdie(g, i), MDIE)
+    assert load_mdie(g, i).routing == parse_routing(SEED_ROUTING)  # nothing recorded
+    bad = save_weights(create_model("stargan_generator", width=8, n_blocks=1),
+                       tmp_path / "bad.safetensors",
+                       extra={"objective": {"name": "stargan", "component": "intrinsic",
+                                            "routing": {"colour": ["albedo"]}}})
+    with pytest.raises(InvalidInputError, match="routing"):
+        load_mdie(bad, i)
 
 
 def test_cli_enhance_mdie(tmp_path):
@@ -366,6 +465,13 @@ def test_cli_enhance_mdie(tmp_path):
                               "--mdie-mode", "sequential"])
     assert res.exit_code == 0, res.output
     assert "MDIE (sequential, intrinsic components)" in res.output
+    from isplab.commands.enhance import MdieMode
+
+    assert [m.value for m in MdieMode] == list(MODES)  # the CLI offers every mode
+    res = runner.invoke(app, ["enhance", str(tmp_path / "in.png"), "-o", str(tmp_path / "o1"),
+                              "--pipeline", "mdie", "--model", str(g), "--intrinsic", str(i),
+                              "--mdie-mode", "noise"])
+    assert res.exit_code == 0 and "MDIE (noise, intrinsic components)" in res.output
     assert read_image(tmp_path / "out" / "in.png").shape == (1, 3, 40, 60)
     res = runner.invoke(app, ["enhance", str(tmp_path / "in.png"), "-o", str(tmp_path / "o2"),
                               "--pipeline", "mdie"])

@@ -25,6 +25,9 @@ class Post(str, Enum):
 class MdieMode(str, Enum):
     all = "all"
     sequential = "sequential"
+    colour = "colour"
+    texture = "texture"
+    noise = "noise"
 
 
 class Fmt(str, Enum):
@@ -110,7 +113,8 @@ def command(
     size: Annotated[int | None, typer.Option(
         "--size", help="Downscale so that the longer side is at most this (pixels).")] = None,
     mdie_mode: Annotated[MdieMode, typer.Option(
-        help="MDIE: all domains at once, or sequential colour -> texture -> noise.")
+        help="MDIE: all domains at once, sequential colour -> texture -> noise, or one "
+             "domain alone (colour, texture or noise).")
     ] = MdieMode.all,
     fmt: Annotated[Fmt, typer.Option("--format", help="Output file format.")] = Fmt.png,
     overwrite: Annotated[bool, typer.Option(

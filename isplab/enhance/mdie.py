@@ -5,13 +5,20 @@ A photo is decomposed into albedo ``A`` and shading ``S`` (``intrinsic_net``, li
 toward the high-quality side of each domain, and the image is rebuilt as ``A' * S'``:
 
 - colour: albedo and shading (a cast lives in both);
-- texture and noise: shading only (as the seed: detail and noise are enhanced on the
-  illumination layer).
+- texture and noise: the shading in the seed (:data:`SEED_ROUTING`: detail and noise are
+  enhanced on the illumination layer).
+
+Which components a domain acts on is the translator's ``routing`` (recorded with its weights
+from the recipe's ``objective.routing``, :func:`parse_routing`). With our decomposition the
+shading is edge-aware smooth, so blur, JPEG and noise land almost entirely in the albedo
+(``benchmarks/mdie.py`` measures the split); ``configs/mdie_translator.yaml`` therefore
+routes texture and noise to the albedo.
 
 Two inference modes (StarGAN never sees all labels on at once during training):
 
 - ``all``: one pass with every domain label and mask entry at 1;
-- ``sequential``: colour, then texture, then noise, one domain label at a time.
+- ``sequential``: colour, then texture, then noise, one domain label at a time;
+- ``colour`` / ``texture`` / ``noise``: that domain only (e.g. denoising alone).
 
 The shading (``> 0``, geometric mean ~1) is shown to the translator as a grey image
 ``u = S / (1 + S)`` in (0, 1) (:func:`shading_to_image`), inverted by
@@ -24,7 +31,7 @@ Training: ``isplab train configs/mdie_intrinsic.yaml`` then ``configs/mdie_trans
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,10 +39,16 @@ import torch
 from torch import nn
 
 from isplab.classic import srgb_gamma
+from isplab.enhance.domains import DOMAINS
 from isplab.errors import InvalidInputError
 from isplab.models.stargan import N_DOMAINS
 
-MODES = ("all", "sequential")
+#: inference modes: every domain at once, one after the other, or a single domain
+MODES = ("all", "sequential", *DOMAINS)
+COMPONENTS = ("albedo", "shading")
+#: the seed's routing: which intrinsic components each domain's translation acts on
+SEED_ROUTING: dict[str, tuple[str, ...]] = {
+    "colour": ("albedo", "shading"), "texture": ("shading",), "noise": ("shading",)}
 _U_MIN, _U_MAX = 1e-4, 1.0 - 1e-4
 
 
@@ -61,24 +74,65 @@ def domain_labels(n: int, domains: Sequence[int], ref: torch.Tensor) -> torch.Te
 
 
 def mode_labels(mode: str, n: int, ref: torch.Tensor) -> list[torch.Tensor]:
-    """The label passes of an inference mode (``all``: one; ``sequential``: three)."""
+    """The label passes of an inference mode (``all``: one; ``sequential``: three; a domain
+    name: that domain's label alone)."""
     if mode == "all":
         return [domain_labels(n, range(N_DOMAINS), ref)]
     if mode == "sequential":
         return [domain_labels(n, [d], ref) for d in range(N_DOMAINS)]
+    if mode in DOMAINS:
+        return [domain_labels(n, [DOMAINS.index(mode)], ref)]
     raise InvalidInputError(f"MDIE mode must be one of {MODES}, got {mode!r}")
 
 
+Routing = tuple[tuple[bool, bool], ...]
+
+
+def parse_routing(spec: Mapping[str, Sequence[str]] | None = None) -> Routing:
+    """``{domain: [components]}`` -> per domain index ``(on albedo, on shading)``.
+
+    ``spec`` names every domain of :data:`isplab.enhance.domains.DOMAINS` with a non-empty
+    list drawn from ``albedo`` / ``shading``; ``None`` is :data:`SEED_ROUTING`.
+    """
+    spec = SEED_ROUTING if spec is None else spec
+    if not isinstance(spec, Mapping) or set(spec) != set(DOMAINS):
+        raise InvalidInputError(f"routing must map each of {DOMAINS} to a list of components "
+                                f"from {COMPONENTS}, got {spec!r}")
+    out = []
+    for name in DOMAINS:
+        comps = [spec[name]] if isinstance(spec[name], str) else list(spec[name])
+        bad = [c for c in comps if c not in COMPONENTS]
+        if not comps or bad:
+            raise InvalidInputError(f"routing of {name}: components must be a non-empty list "
+                                    f"from {COMPONENTS}, got {spec[name]!r}")
+        out.append(("albedo" in comps, "shading" in comps))
+    return tuple(out)
+
+
+def train_on_albedo(routing: Routing, domain: torch.Tensor, coin: torch.Tensor) -> torch.Tensor:
+    """Training: which samples use their albedo (else their shading). ``domain``: each
+    sample's domain index; ``coin``: a fair boolean per sample, deciding where its domain is
+    routed to both components."""
+    routes = torch.tensor(routing, device=domain.device)
+    on_albedo, on_shading = routes[domain, 0], routes[domain, 1]
+    return on_albedo & (coin.to(domain.device) | ~on_shading)
+
+
 def translate_components(intrinsic: nn.Module, translator: nn.Module, srgb: torch.Tensor,
-                         passes: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Decompose ``srgb`` (``N x 3 x H x W``), translate the components pass by pass (the
-    albedo only in passes with the colour mask on), rebuild -> sRGB in [0, 1]."""
+                         passes: Sequence[torch.Tensor], routing: Routing | None = None
+                         ) -> torch.Tensor:
+    """Decompose ``srgb`` (``N x 3 x H x W``), translate the components pass by pass, rebuild
+    -> sRGB in [0, 1]. A pass translates the albedo (the shading) when one of the domains it
+    switches on is routed there (``routing`` from :func:`parse_routing`, default the seed's)."""
+    routing = parse_routing() if routing is None else routing
     albedo, shading = intrinsic.decompose(srgb)
     shade = shading_to_image(shading)
     for labels in passes:
-        if bool(labels[:, N_DOMAINS].any()):  # the colour domain is on
+        on = [d for d in range(N_DOMAINS) if bool(labels[:, N_DOMAINS + d].any())]
+        if any(routing[d][0] for d in on):
             albedo = translator(albedo, labels)
-        shade = translator(shade, labels)
+        if any(routing[d][1] for d in on):
+            shade = translator(shade, labels)
     linear = albedo * image_to_shading(shade)
     return srgb_gamma(linear.clamp(0.0, 1.0)).clamp(0.0, 1.0)
 
@@ -89,10 +143,11 @@ class MDIE:
 
     translator: nn.Module
     intrinsic: nn.Module | None = None
+    routing: Routing | None = None  # None: the seed's (:data:`SEED_ROUTING`)
 
     @torch.no_grad()
     def enhance(self, srgb: torch.Tensor, mode: str = "all") -> torch.Tensor:
-        """sRGB ``N x 3 x H x W`` in [0, 1] -> enhanced sRGB (``mode``: all | sequential)."""
+        """sRGB ``N x 3 x H x W`` in [0, 1] -> enhanced sRGB (``mode``: one of :data:`MODES`)."""
         if srgb.ndim != 4 or srgb.shape[1] != 3:
             raise InvalidInputError(f"MDIE takes N x 3 x H x W sRGB, got {tuple(srgb.shape)}")
         passes = mode_labels(mode, srgb.shape[0], srgb)
@@ -103,7 +158,8 @@ class MDIE:
                 x = self.translator(x, labels)
             return x.clamp(0.0, 1.0)
         self.intrinsic.eval()
-        return translate_components(self.intrinsic, self.translator, srgb, passes)
+        return translate_components(self.intrinsic, self.translator, srgb, passes,
+                                    self.routing)
 
 
 def load_mdie(model: str | Path, intrinsic: str | Path | None = None) -> MDIE:
@@ -112,7 +168,8 @@ def load_mdie(model: str | Path, intrinsic: str | Path | None = None) -> MDIE:
     ``model``: ``stargan_generator`` weights (``.safetensors``) or a run folder holding
     ``model.safetensors``. The intrinsic network is ``intrinsic`` when given, else the
     ``intrinsic_weights`` recorded with the translator (its recipe's ``objective``); a
-    translator trained with ``component: image`` needs none.
+    translator trained with ``component: image`` needs none. The routing of the domains to
+    the components is the recorded ``objective.routing`` (the seed's when absent).
     """
     from isplab.models import load_model, read_weights_meta
 
@@ -142,4 +199,5 @@ def load_mdie(model: str | Path, intrinsic: str | Path | None = None) -> MDIE:
         decomposer = load_model(ipath)
         if getattr(decomposer, "isplab_name", "") != "intrinsic_net":
             raise InvalidInputError("not an intrinsic_net weights file", ipath)
-    return MDIE(translator.eval(), None if decomposer is None else decomposer.eval())
+    routing = parse_routing(objective.get("routing"))
+    return MDIE(translator.eval(), None if decomposer is None else decomposer.eval(), routing)

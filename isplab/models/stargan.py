@@ -18,7 +18,10 @@ residual block through conditional instance normalisation (a per-channel scale a
 computed from the label), because the tiled label concatenated at the input is largely
 removed by the instance norms at full resolution; the discriminator's class head is a global
 average pool + 1x1 conv instead of a conv whose kernel equals the final feature size (so any
-input size works; at 128 x 128 both see the whole 2 x 2 map).
+input size works; at 128 x 128 both see the whole 2 x 2 map). Options of ours, off by
+default: ``residual`` (start as the identity), ``skip`` (a full-resolution skip around the
+bottleneck) and ``global_gain`` (a per-channel gain from the input's channel means, which
+the instance norms hide).
 """
 
 from __future__ import annotations
@@ -94,6 +97,14 @@ class StarGANGenerator(nn.Module):
         residual: output ``clip(x + 0.5 tanh(tail))`` with the last conv zero-initialised, so
             the generator starts as the identity (ours, for short CPU trainings; the
             reference maps to ``tanh`` directly).
+        skip: a full-resolution skip (ours): the first conv's features join the tail's before
+            its last conv, so pixel-level detail (noise, edges) need not survive the stride-4
+            bottleneck.
+        global_gain: a per-channel gain (ours) ``exp(g)``, ``g`` from a small MLP on the
+            labels and the log channel means of ``x``, applied to ``x`` before the residual
+            correction (the instance norms remove exactly the global colour statistics a
+            cast correction needs; last layer zero-initialised, so the gain starts at 1).
+            Needs ``residual``.
 
     ``forward(x, labels=None)``: sRGB ``N x 3 x H x W`` in [0, 1] -> sRGB in [0, 1] (the tanh
     keeps it bounded, no clamp needed); labels default to all ones. Stride 4 (pad + crop).
@@ -102,12 +113,15 @@ class StarGANGenerator(nn.Module):
     stride = 4
 
     def __init__(self, width: int = 64, n_blocks: int = 6, label_dim: int = LABEL_DIM,
-                 residual: bool = False) -> None:
+                 residual: bool = False, skip: bool = False, global_gain: bool = False) -> None:
         super().__init__()
-        self.residual = bool(residual)
+        self.residual, self.skip, self.global_gain = bool(residual), bool(skip), bool(global_gain)
         if width < 1 or n_blocks < 0 or label_dim < 1:
             raise InvalidInputError(f"need width >= 1, n_blocks >= 0, label_dim >= 1; got "
                                     f"{width}, {n_blocks}, {label_dim}")
+        if self.global_gain and not self.residual:
+            raise InvalidInputError("global_gain needs residual=True (the gain scales the input "
+                                    "that the residual correction is added to)")
         self.label_dim = label_dim
         w = width
         self.head = nn.Sequential(
@@ -124,10 +138,15 @@ class StarGANGenerator(nn.Module):
             nn.InstanceNorm2d(2 * w, affine=True), nn.ReLU(inplace=True),
             nn.ConvTranspose2d(2 * w, w, 4, stride=2, padding=1, bias=False),
             nn.InstanceNorm2d(w, affine=True), nn.ReLU(inplace=True),
-            nn.Conv2d(w, 3, 7, padding=3, bias=False),
+            nn.Conv2d(2 * w if self.skip else w, 3, 7, padding=3, bias=False),
         )
         if self.residual:  # start as the identity
             nn.init.zeros_(self.tail[-1].weight)
+        if self.global_gain:
+            self.gain = nn.Sequential(nn.Linear(label_dim + 3, 64), nn.ReLU(inplace=True),
+                                      nn.Linear(64, 3))
+            nn.init.zeros_(self.gain[-1].weight)
+            nn.init.zeros_(self.gain[-1].bias)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """sRGB ``N x 3 x H x W`` in [0, 1], labels ``N x label_dim`` (None: all ones) ->
@@ -140,13 +159,23 @@ class StarGANGenerator(nn.Module):
         labels = labels.to(x.dtype)
         xp, size = pad_to_multiple(x, self.stride)
         tiled = labels[:, :, None, None].expand(-1, -1, xp.shape[2], xp.shape[3])
-        h = self.head(torch.cat([xp * 2.0 - 1.0, tiled], dim=1))
+        first = self.head[:3](torch.cat([xp * 2.0 - 1.0, tiled], dim=1))
+        h = self.head[3:](first)
         for block in self.blocks:
             h = block(h, labels)
-        if self.residual:  # x + a bounded correction, clipped to [0, 1]
-            y = (xp + 0.5 * torch.tanh(self.tail(h))).clamp(0.0, 1.0)
+        t = self.tail[:-1](h)
+        if self.skip:
+            t = torch.cat([t, first], dim=1)
+        t = self.tail[-1](t)
+        if self.residual:  # x (times a global gain) + a bounded correction, clipped to [0, 1]
+            base = xp
+            if self.global_gain:
+                stats = x.mean((2, 3)).clamp_min(1e-3).log()
+                g = self.gain(torch.cat([labels, stats], dim=1)).clamp(-2.0, 2.0)
+                base = xp * g.exp()[:, :, None, None]
+            y = (base + 0.5 * torch.tanh(t)).clamp(0.0, 1.0)
         else:
-            y = torch.tanh(self.tail(h)) * 0.5 + 0.5
+            y = torch.tanh(t) * 0.5 + 0.5
         return crop_to(y, size)
 
 

@@ -227,13 +227,15 @@ class StarGANObjective(Objective):
 
     ``component: intrinsic`` trains on the intrinsic components of the images instead (MDIE):
     a frozen ``intrinsic_net`` (``intrinsic_weights``) decomposes each image; texture and
-    noise samples train on the shading (as a grey image,
-    :func:`isplab.enhance.mdie.shading_to_image`), colour samples on the albedo or the
-    shading (one of the two per sample, at random).
+    noise samples train on the component(s) ``routing`` sends them to (default the seed's,
+    :data:`isplab.enhance.mdie.SEED_ROUTING`: texture and noise on the shading, shown as a
+    grey image by :func:`isplab.enhance.mdie.shading_to_image`; colour on the albedo or the
+    shading), one component per sample, at random where a domain has two.
 
     Validation: ``psnr`` of the low-quality validation items translated to high quality
     against their clean photos, and ``psnr_input`` of the untouched inputs (component mode
-    reconstructs the image from the translated components first).
+    reconstructs the image from the translated components first); the same per domain
+    (``psnr_colour``, ``psnr_input_colour``, ...) for the domains the validation set holds.
     """
 
     loss_keys = ["d_adv", "d_cls", "d_gp", "g_adv", "g_cls", "g_rec", "g_id", "g_pair"]
@@ -241,7 +243,7 @@ class StarGANObjective(Objective):
     def __init__(self, trainer, lambda_cls: float = 1.0, lambda_rec: float = 10.0,
                  lambda_gp: float = 10.0, n_critic: int = 5, component: str = "image",
                  intrinsic_weights: str | None = None, lambda_id: float = 0.0,
-                 lambda_pair: float = 0.0) -> None:
+                 lambda_pair: float = 0.0, routing: dict | None = None) -> None:
         super().__init__(trainer)
         if trainer.world > 1:
             raise InvalidInputError("the stargan objective runs on one process (it calls the "
@@ -265,7 +267,10 @@ class StarGANObjective(Objective):
         self.component = component
         self.intrinsic = None
         if component == "intrinsic":
+            from isplab.enhance.mdie import parse_routing
             from isplab.models import load_model
+
+            self._routing = parse_routing(routing)
 
             self.intrinsic = load_model(intrinsic_weights).to(trainer.device).eval()
             for p in self.intrinsic.parameters():
@@ -302,8 +307,10 @@ class StarGANObjective(Objective):
         domain = mask.argmax(1)
         clean = batch["clean"].to(x) if self.lambda_pair > 0 else None
         if self.component == "intrinsic":
+            from isplab.enhance.mdie import train_on_albedo
+
             coin = torch.rand(x.shape[0], generator=g) < 0.5
-            use_albedo = ((domain.cpu() == 0) & coin).to(x.device)
+            use_albedo = train_on_albedo(self._routing, domain, coin)
             x = self._components(x, use_albedo)
             if clean is not None:
                 clean = self._components(clean, use_albedo)
@@ -363,8 +370,11 @@ class StarGANObjective(Objective):
         t = self.trainer
         model = t.ema.module if t.ema is not None else t.model
         model.eval()
+        from isplab.enhance.domains import DOMAINS
+
         sums = {"psnr": 0.0, "psnr_input": 0.0}
         count = 0
+        per = {d: [0.0, 0.0, 0] for d in DOMAINS}  # translated, input, count per domain
         for batch in self.val_batches():
             x = self.batch_input(batch, "val")
             lq = batch["lq"].bool()
@@ -376,10 +386,21 @@ class StarGANObjective(Objective):
             if self.component == "intrinsic":
                 from isplab.enhance.mdie import translate_components
 
-                out = translate_components(self.intrinsic, model, x, [target])
+                out = translate_components(self.intrinsic, model, x, [target], self._routing)
             else:
                 out = model(x, target).clamp(0, 1)
-            sums["psnr"] += float(psnr(out, clean).sum())
-            sums["psnr_input"] += float(psnr(x, clean).sum())
+            p_out, p_in = psnr(out, clean), psnr(x, clean)
+            sums["psnr"] += float(p_out.sum())
+            sums["psnr_input"] += float(p_in.sum())
             count += x.shape[0]
-        return {k: v / max(count, 1) for k, v in sums.items()}
+            for i, d in enumerate(mask.argmax(1).tolist()):
+                acc = per[DOMAINS[d]]
+                acc[0] += float(p_out[i])
+                acc[1] += float(p_in[i])
+                acc[2] += 1
+        out = {k: v / max(count, 1) for k, v in sums.items()}
+        for name, (p_out, p_in, n) in per.items():
+            if n:
+                out[f"psnr_{name}"] = p_out / n
+                out[f"psnr_input_{name}"] = p_in / n
+        return out

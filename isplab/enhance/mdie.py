@@ -2,19 +2,17 @@
 
 A photo is decomposed into albedo ``A`` and shading ``S`` (``intrinsic_net``, linear light
 ``I = A * S``); one StarGAN generator (``stargan_generator``) translates the components
-toward the high-quality side of each domain, and the image is rebuilt as ``A' * S'``:
-
-- colour: albedo and shading (a cast lives in both);
-- texture and noise: the shading in the seed (:data:`SEED_ROUTING`: detail and noise are
-  enhanced on the illumination layer).
+toward the high-quality side of each domain, and the image is rebuilt as ``A' * S'``. In
+the seed (:data:`SEED_ROUTING`), colour on the albedo and the shading, texture and noise
+on the shading (detail and noise are enhanced on the illumination layer).
 
 Which components a domain acts on is the translator's ``routing`` (recorded with its weights
 from the recipe's ``objective.routing``, :func:`parse_routing`). With our decomposition the
 shading is edge-aware smooth, so blur, JPEG and noise land almost entirely in the albedo
 (``benchmarks/mdie.py`` measures the split); ``configs/mdie_translator.yaml`` therefore
-routes texture and noise to the albedo.
+routes texture and noise to the albedo (a cast, too, lands in the albedo; colour keeps both).
 
-Two inference modes (StarGAN never sees all labels on at once during training):
+Inference modes (StarGAN never sees all labels on at once during training):
 
 - ``all``: one pass with every domain label and mask entry at 1;
 - ``sequential``: colour, then texture, then noise, one domain label at a time;
@@ -23,7 +21,7 @@ Two inference modes (StarGAN never sees all labels on at once during training):
 The shading (``> 0``, geometric mean ~1) is shown to the translator as a grey image
 ``u = S / (1 + S)`` in (0, 1) (:func:`shading_to_image`), inverted by
 :func:`image_to_shading`. A translator trained with ``component: image`` (no decomposition)
-translates the photo itself in the same two modes.
+translates the photo itself in the same modes.
 
 Training: ``isplab train configs/mdie_intrinsic.yaml`` then ``configs/mdie_translator.yaml``
 (the ``intrinsic`` and ``stargan`` objectives of :mod:`isplab.train.objectives`).

@@ -226,8 +226,8 @@ class StarGANObjective(Objective):
     is the critic (``stargan_discriminator``) and ``gan.optimizer`` its optimiser.
 
     ``component: intrinsic`` trains on the intrinsic components of the images instead (MDIE):
-    a frozen ``intrinsic_net`` (``intrinsic_weights``) decomposes each image; texture and
-    noise samples train on the component(s) ``routing`` sends them to (default the seed's,
+    a frozen ``intrinsic_net`` (``intrinsic_weights``) decomposes each image, and each sample
+    trains on a component that ``routing`` sends its domain to (default the seed's,
     :data:`isplab.enhance.mdie.SEED_ROUTING`: texture and noise on the shading, shown as a
     grey image by :func:`isplab.enhance.mdie.shading_to_image`; colour on the albedo or the
     shading), one component per sample, at random where a domain has two.

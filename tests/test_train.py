@@ -18,6 +18,7 @@ import yaml
 
 from isplab.data.patches import StepSampler
 from isplab.errors import InvalidInputError
+from isplab.models import read_weights_meta
 from isplab.train import Trainer, TrainingError, load_recipe, stages_of
 from isplab.train import checkpoint as ck
 
@@ -254,6 +255,25 @@ def test_gan_alternation_ema_validation_and_best(tmp_path):
     assert [int(v["step"]) for v in vals] == [2, 4] and "psnr" in vals[0]
     assert (run / "checkpoints" / "best" / "model.safetensors").exists()
     assert summary["best"] == max(float(v["psnr"]) for v in vals)
+
+
+def test_the_final_weights_are_validated(tmp_path):
+    # 6 steps with val_every 4: the saved weights are step 6's, so are the reported metrics
+    val = {"dataset": "tests.train_toys:ToyPairs", "args": {"n": 4, "seed": 9}, "batch_size": 2}
+    run = tmp_path / "v"
+    summary = Trainer(toy_recipe(**{"data.val": val, "train.val_every": 4}), run,
+                      progress=False).run()
+    vals = list(csv.DictReader((run / "val_log.csv").open()))
+    assert [int(v["step"]) for v in vals] == [4, 6]
+    assert summary["validation"]["psnr"] == float(vals[-1]["psnr"])
+    assert float(vals[0]["psnr"]) != float(vals[-1]["psnr"])
+    meta = read_weights_meta(run / "model.safetensors")
+    assert meta["steps"] == 6 and meta["validation"] == summary["validation"]
+    # a run cut by max_seconds validates the step it stopped at too
+    cut = Trainer(toy_recipe(**{"data.val": val, "train.val_every": 4, "train.max_seconds": 0}),
+                  tmp_path / "cut", progress=False).run()
+    vals = list(csv.DictReader((tmp_path / "cut" / "val_log.csv").open()))
+    assert cut["steps"] == 1 and [int(v["step"]) for v in vals] == [1]
 
 
 def test_gradient_clipping_bounds_the_update(tmp_path):

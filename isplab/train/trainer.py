@@ -526,6 +526,7 @@ class Trainer:
             self._open_logs(step)
         t_start = time.perf_counter()
         val_metrics: dict[str, float] = {}
+        val_step: int | None = None  # the step val_metrics belong to
         bar = self._progress() if (rank0 and self.progress) else None
         task = bar.add_task("train", total=self.total_steps, completed=step, rate="") \
             if bar else None
@@ -558,6 +559,7 @@ class Trainer:
                     val_due = self.val_set is not None and step % int(self.cfg["val_every"]) == 0
                     if val_due:
                         val_metrics = self.validate()
+                        val_step = step
                         if rank0:
                             self._log_val(step, val_metrics)
                     if rank0 and (step % int(self.cfg["ckpt_every"]) == 0
@@ -583,8 +585,12 @@ class Trainer:
         finally:
             if bar:
                 bar.stop()
-        if self.val_set is not None and not val_metrics:
+        if self.val_set is not None and val_step != step:
+            # the final weights are the ones saved and described: validate them (a run cut by
+            # max_seconds, or steps not a multiple of val_every, would report older metrics)
             val_metrics = self.validate()
+            if rank0 and step != first_step:
+                self._log_val(step, val_metrics)
         summary = self._finish(step, last_saved, val_metrics, time.perf_counter() - t_start)
         return summary
 

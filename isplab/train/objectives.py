@@ -203,6 +203,24 @@ class _Decomposer:
         return y[:, :3], y[:, 3:]
 
 
+def _psnr_by_domain(rows: list[tuple[int, float, float]]) -> dict[str, float]:
+    """Mean translated / input PSNR of ``(domain, translated, input)`` rows, overall and for
+    each domain present (``psnr_noise``, ``psnr_input_noise``, ...)."""
+    from isplab.enhance.domains import DOMAINS
+
+    def means(sel, suffix=""):
+        n = max(len(sel), 1)
+        return {f"psnr{suffix}": sum(r[1] for r in sel) / n,
+                f"psnr_input{suffix}": sum(r[2] for r in sel) / n}
+
+    out = means(rows)
+    for d, name in enumerate(DOMAINS):
+        sel = [r for r in rows if r[0] == d]
+        if sel:
+            out.update(means(sel, f"_{name}"))
+    return out
+
+
 @register_objective("stargan")
 class StarGANObjective(Objective):
     """StarGAN (Choi et al. 2018) with the multi-dataset mask vector, as MDIE uses it.
@@ -271,7 +289,6 @@ class StarGANObjective(Objective):
             from isplab.models import load_model
 
             self._routing = parse_routing(routing)
-
             self.intrinsic = load_model(intrinsic_weights).to(trainer.device).eval()
             for p in self.intrinsic.parameters():
                 p.requires_grad_(False)
@@ -370,11 +387,7 @@ class StarGANObjective(Objective):
         t = self.trainer
         model = t.ema.module if t.ema is not None else t.model
         model.eval()
-        from isplab.enhance.domains import DOMAINS
-
-        sums = {"psnr": 0.0, "psnr_input": 0.0}
-        count = 0
-        per = {d: [0.0, 0.0, 0] for d in DOMAINS}  # translated, input, count per domain
+        rows: list[tuple[int, float, float]] = []  # (domain, translated, input) per item
         for batch in self.val_batches():
             x = self.batch_input(batch, "val")
             lq = batch["lq"].bool()
@@ -389,18 +402,6 @@ class StarGANObjective(Objective):
                 out = translate_components(self.intrinsic, model, x, [target], self._routing)
             else:
                 out = model(x, target).clamp(0, 1)
-            p_out, p_in = psnr(out, clean), psnr(x, clean)
-            sums["psnr"] += float(p_out.sum())
-            sums["psnr_input"] += float(p_in.sum())
-            count += x.shape[0]
-            for i, d in enumerate(mask.argmax(1).tolist()):
-                acc = per[DOMAINS[d]]
-                acc[0] += float(p_out[i])
-                acc[1] += float(p_in[i])
-                acc[2] += 1
-        out = {k: v / max(count, 1) for k, v in sums.items()}
-        for name, (p_out, p_in, n) in per.items():
-            if n:
-                out[f"psnr_{name}"] = p_out / n
-                out[f"psnr_input_{name}"] = p_in / n
-        return out
+            rows += zip(mask.argmax(1).tolist(), psnr(out, clean).tolist(),
+                        psnr(x, clean).tolist(), strict=True)
+        return _psnr_by_domain(rows)

@@ -195,23 +195,20 @@ def _demosaicnet() -> Method:
 
 
 def _model(spec: str, protocol: str) -> Method:
-    from isplab.models import create_model, list_models, load_model, model_info
+    from isplab.models import is_registered, model_info, resolve, weights_file
 
     name, _, weights = spec.partition("=")
-    path = Path(weights or name)
-    if path.is_dir():
-        path = path / "model.safetensors"
-    if weights or path.suffix == ".safetensors":
-        model = create_model(name, weights=path) if weights else load_model(path)
-        label, note = (name if weights else f"{model.isplab_name}"), f"weights {path}"
-    elif name in list_models():
-        torch.manual_seed(0)
-        model, label, note = create_model(name), name, "RANDOM weights (none given)"
-        log.warning("%s has no weights: evaluating a random initialisation", name)
-    else:
+    if not is_registered(name) and weights_file(name) is None:
         raise InvalidInputError(f"unknown method {spec!r}: use classic[:demosaic], identity, "
                                 "demosaicnet, a zoo name (=weights), a weights file or a run "
                                 "directory")
+    if is_registered(name) and not weights:
+        torch.manual_seed(0)
+        log.warning("%s has no weights: evaluating a random initialisation", name)
+    model = resolve(name, weights=weights or None, allow_random=True)
+    label = name if is_registered(name) else model.isplab_name
+    note = f"weights {weights or weights_file(name)}" if weights or not is_registered(name) \
+        else "RANDOM weights (none given)"
     model.eval()
     info = model_info(model.isplab_name) if ":" not in model.isplab_name else {}
     wants_rgb = info.get("input") in ("srgb", "linear_rgb")

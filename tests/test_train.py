@@ -142,12 +142,40 @@ def test_train_writes_logs_checkpoints_and_weights(tmp_path):
     assert [s for s, _ in ck.list_checkpoints(run / "checkpoints")] == [4, 6]  # keep_last 2
     first, last = float(losses(run)[0][1]), float(losses(run)[-1][1])
     assert last < first  # it learns
-    from isplab.models import load_model
+    from isplab.models import create_model, load_model, load_weights
 
-    model = load_model(run / "model.safetensors")
+    # the recipe's own model (module:builder) loads only where the user builds it: a weights
+    # file never imports code (tests/test_security.py)
+    with pytest.raises(InvalidInputError, match="not in isplab's registry"):
+        load_model(run / "model.safetensors")
+    model = load_weights(create_model("tests.train_toys:tiny_isp", allow_import=True, width=8),
+                         run / "model.safetensors")
     assert sum(p.numel() for p in model.parameters()) > 0
     with pytest.raises(InvalidInputError, match="already has checkpoints"):
         Trainer(toy_recipe(), run, progress=False).run()
+
+
+def test_checkpoints_load_like_any_weights_file(tmp_path):
+    """A checkpoint's model.safetensors carries the model record, so ``develop --isp
+    runs/x/checkpoints/step_N`` (or ``best``) builds and loads it like a finished run."""
+    from typer.testing import CliRunner
+
+    from isplab.cli import app
+    from isplab.models import resolve
+
+    run = tmp_path / "run"
+    Trainer(toy_recipe(**{"model": {"name": "microisp", "config": {}}}), run,
+            progress=False).run()
+    step = ck.latest_checkpoint(run / "checkpoints")
+    model = resolve(step)
+    final = resolve(run)
+    assert model.isplab_name == "microisp"
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                 final.state_dict().values(), strict=True))
+    res = CliRunner().invoke(app, ["develop", "--sample", "-o", str(tmp_path / "out"), "--isp",
+                                   str(step), "-q"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "out" / "isplab_sample_astronaut.png").is_file()
 
 
 def _cli(args: list[str], **kw) -> subprocess.Popen:

@@ -28,26 +28,17 @@ def command(
     import torch
 
     from isplab.cli import _setup_logging, err, out
-    from isplab.errors import InvalidInputError, IsplabError
-    from isplab.models import create_model, list_models, load_model, model_info
+    from isplab.errors import IsplabError
+    from isplab.models import is_registered, model_info, resolve
     from isplab.models.export import export_onnx, export_torchscript, run_onnx
 
     _setup_logging(debug)
     try:
-        path = Path(model)
-        if path.is_dir():
-            path = path / "model.safetensors"
-        if model in list_models():
-            if weights is None:
-                err.print(f"[yellow]warning:[/] no --weights: exporting {model} with random "
-                          "weights")
+        if is_registered(model) and weights is None:
+            err.print(f"[yellow]warning:[/] no --weights: exporting {model} with random "
+                      "weights")
             torch.manual_seed(0)
-            net = create_model(model, weights=weights)
-        elif path.suffix == ".safetensors":
-            net = load_model(path)
-        else:
-            raise InvalidInputError(f"unknown model {model!r}: a zoo name, weights file or "
-                                    "run folder")
+        net = resolve(model, weights=weights, allow_random=True)
         name = getattr(net, "isplab_name", model)
         channels = 3 if ":" not in name and model_info(name)["input"] != "packed_raw" else 4
         x = torch.rand(1, channels, *tile, generator=torch.Generator().manual_seed(0))

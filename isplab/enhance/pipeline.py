@@ -58,20 +58,15 @@ def load_enhancer(path: str | Path) -> nn.Module:
 
     Raises InvalidInputError (naming the file) when the model does not map sRGB to sRGB at
     the same size (e.g. a raw ISP)."""
-    from isplab.models import load_model, model_info, read_weights_meta
+    from isplab.models import load_model, model_info
 
-    path = Path(path)
-    if not path.is_file():
-        raise InvalidInputError("no such weights file", path)
-    name = read_weights_meta(path).get("name")
-    if name is None:
-        raise InvalidInputError("weights file carries no model name", path)
+    model = load_model(path)  # refuses names outside the registry before anything runs
+    name = model.isplab_name
     info = model_info(name)
     if info["input"] != "srgb" or info["output"] != "srgb" or info["output_scale"] != 1:
         raise InvalidInputError(f"model {name!r} maps {info['input']} to {info['output']} "
                                 f"(x{info['output_scale']}); phase 1 needs an sRGB -> sRGB "
                                 "model such as dped_rgb or dped_plus_rgb", path)
-    model = load_model(path)
     model.eval()
     return model
 

@@ -122,7 +122,7 @@ def learned_isp(isp: str, weights: str | Path | None = None, onnx: str | Path | 
     ``isp`` is ``learned`` (the package's default model), a zoo name (with ``weights``), or a
     weights file / training-run folder; ``onnx`` overrides all of them.
     """
-    from isplab.models import create_model, list_models, load_model
+    from isplab.models import is_registered, resolve, weights_file
 
     if onnx is not None:
         return LearnedISP(onnx=onnx, **options)
@@ -131,19 +131,14 @@ def learned_isp(isp: str, weights: str | Path | None = None, onnx: str | Path | 
             raise InvalidInputError(
                 "no default learned ISP is installed in this copy of isplab; use --isp "
                 "<zoo name> --weights FILE (isplab models lists the zoo)", DEFAULT_WEIGHTS)
-        return LearnedISP(model=load_model(DEFAULT_WEIGHTS), **options)
-    path = Path(isp)
-    if path.is_dir() and (path / "model.safetensors").is_file():
-        return LearnedISP(model=load_model(path / "model.safetensors"), **options)
-    if path.suffix == ".safetensors":
-        return LearnedISP(model=load_model(path), **options)
-    if isp in list_models():
-        if weights is None:
-            raise InvalidInputError(f"--isp {isp} needs --weights FILE: an untrained model "
-                                    "develops noise, not a photo")
-        return LearnedISP(model=create_model(isp, weights=weights), **options)
-    raise InvalidInputError(f"unknown ISP {isp!r}: use classic, learned, a zoo name with "
-                            "--weights (isplab models), or a weights file")
+        return LearnedISP(model=resolve(DEFAULT_WEIGHTS), **options)
+    if is_registered(isp) and weights is None:
+        raise InvalidInputError(f"--isp {isp} needs --weights FILE: an untrained model "
+                                "develops noise, not a photo")
+    if not is_registered(isp) and weights_file(isp) is None and not Path(isp).is_dir():
+        raise InvalidInputError(f"unknown ISP {isp!r}: use classic, learned, a zoo name with "
+                                "--weights (isplab models), or a weights file")
+    return LearnedISP(model=resolve(isp, weights=weights), **options)
 
 
 def develop_raw(raw: RawImage, model: nn.Module, **options) -> torch.Tensor:

@@ -14,11 +14,20 @@ from isplab.models.registry import (
     ModelEntry,
     count_parameters,
     create_model,
+    is_registered,
     list_models,
     model_info,
     register_model,
 )
-from isplab.models.weights import load_model, load_weights, read_weights_meta, save_weights
+from isplab.models.weights import (
+    load_model,
+    load_weights,
+    model_record,
+    read_weights_meta,
+    resolve,
+    save_weights,
+    weights_file,
+)
 
 _INFRA = {"registry", "common", "weights", "export"}
 
@@ -30,4 +39,5 @@ for _mod in pkgutil.iter_modules(__path__):
 __all__ = [
     "ModelEntry", "count_parameters", "create_model", "list_models", "model_info",
     "register_model", "load_model", "load_weights", "read_weights_meta", "save_weights",
+    "is_registered", "model_record", "resolve", "weights_file",
 ]

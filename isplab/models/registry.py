@@ -124,19 +124,27 @@ def list_models(include_private: bool = True) -> dict[str, str]:
     }
 
 
-def create_model(name: str, weights: str | Path | None = None, **config: Any) -> nn.Module:
+def create_model(name: str, weights: str | Path | None = None, *, allow_import: bool = False,
+                 **config: Any) -> nn.Module:
     """Build the model registered as ``name`` with its defaults updated by ``config``.
 
     Args:
-        name: a name from :func:`list_models`, or ``"module:builder"`` for a model of one's
-            own (``builder(**config) -> nn.Module``; used by recipes and ``load_model``).
+        name: a name from :func:`list_models`. ``"module:builder"`` (a model of one's own,
+            ``builder(**config) -> nn.Module``) is accepted only with ``allow_import=True``:
+            it imports and calls code, which only a program the user chose to run (a training
+            recipe) may ask for. Names read from files (weights, sidecars) never get it.
         weights: optional safetensors file to load (see :func:`isplab.models.load_weights`).
+        allow_import: let ``name`` be ``"module:builder"`` (trusted callers only).
         **config: constructor options of the model.
 
     Raises:
         InvalidInputError: unknown name or options the model does not take.
     """
     if ":" in name:
+        if not allow_import:
+            raise InvalidInputError(f"model {name!r} is not in isplab's registry (isplab "
+                                    "models lists it); module:builder names are imported only "
+                                    "from a training recipe")
         module, attr = name.split(":", 1)
         try:
             builder = getattr(importlib.import_module(module), attr)
@@ -157,6 +165,12 @@ def create_model(name: str, weights: str | Path | None = None, **config: Any) ->
 
         load_weights(model, weights)
     return model
+
+
+def is_registered(name: object) -> bool:
+    """True when ``name`` is a model name of the registry (never imports anything else)."""
+    _ensure_loaded()
+    return isinstance(name, str) and name in _MODELS
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:

@@ -22,6 +22,12 @@ def sidecar_path(path: str | Path) -> Path:
     return Path(path).with_suffix(".json")
 
 
+def model_record(model: nn.Module) -> dict[str, Any]:
+    """``{"name", "config"}`` of a model built by ``create_model`` (what loading needs)."""
+    return {"name": getattr(model, "isplab_name", type(model).__name__),
+            "config": getattr(model, "isplab_config", {})}
+
+
 def save_weights(
     model: nn.Module,
     path: str | Path,
@@ -35,12 +41,7 @@ def save_weights(
     """
     path = Path(path)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    meta = {
-        "name": getattr(model, "isplab_name", type(model).__name__),
-        "config": getattr(model, "isplab_config", {}),
-        **(extra or {}),
-    }
-    text = json.dumps(meta, indent=2, default=str) + "\n"
+    text = json.dumps({**model_record(model), **(extra or {})}, indent=2, default=str) + "\n"
     atomic_write(
         path, lambda tmp: save_file(state, tmp, metadata={"isplab": text}), overwrite=overwrite
     )
@@ -49,16 +50,29 @@ def save_weights(
 
 
 def read_weights_meta(path: str | Path) -> dict[str, Any]:
-    """The name/config saved with a weights file (sidecar JSON, else the safetensors header)."""
+    """The model record saved with a weights file (sidecar JSON, else the safetensors header).
+
+    The record is data: a JSON object whose ``name`` and ``config`` are only ever looked up in
+    the registry (:func:`load_model`). Raises InvalidInputError when it is unreadable.
+    """
     path = Path(path)
     side = sidecar_path(path)
-    if side.exists():
-        return json.loads(side.read_text())
-    from safetensors import safe_open
+    try:
+        if side.is_file():
+            text, where = side.read_text(), side
+        else:
+            from safetensors import safe_open
 
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-    return json.loads(meta.get("isplab", "{}"))
+            with safe_open(str(path), framework="pt") as f:
+                text, where = (f.metadata() or {}).get("isplab", "{}"), path
+        meta = json.loads(text)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidInputError(f"unreadable model record ({exc})", path) from exc
+    except Exception as exc:  # safetensors' own error types
+        raise InvalidInputError(f"not a readable safetensors file ({exc})", path) from exc
+    if not isinstance(meta, dict):
+        raise InvalidInputError("the model record is not a JSON object", where)
+    return meta
 
 
 def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> nn.Module:
@@ -95,10 +109,74 @@ def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> nn.
 
 
 def load_model(path: str | Path, **config: Any) -> nn.Module:
-    """Build the model named in a weights file's metadata and load the weights."""
-    from isplab.models.registry import create_model
+    """Build the model named in a weights file's record and load the weights.
 
+    The name must be a registered model (``isplab models``): a weights file is data that
+    people download and share, so nothing it says is imported or called. A model of one's
+    own (``module:builder``, from a recipe) is built with
+    ``create_model(spec, allow_import=True)`` and loaded with :func:`load_weights`.
+    """
+    from isplab.models.registry import create_model, is_registered
+
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInputError("weights file not found", path)
     meta = read_weights_meta(path)
-    if "name" not in meta:
-        raise InvalidInputError("weights file carries no model name; use create_model", path)
-    return create_model(meta["name"], weights=path, **{**meta.get("config", {}), **config})
+    name, saved = meta.get("name"), meta.get("config", {})
+    if name is None:
+        raise InvalidInputError("weights file carries no model name; build the model with "
+                                "--isp NAME --weights FILE", path)
+    if not is_registered(name):
+        raise InvalidInputError(f"weights name model {str(name)[:80]!r}, which is not in "
+                                "isplab's registry (isplab models); weights files never import "
+                                "code", path)
+    if not isinstance(saved, dict) or not all(isinstance(k, str) for k in saved):
+        raise InvalidInputError("the model record's config is not a JSON object", path)
+    return create_model(name, weights=path, **{**saved, **config})
+
+
+def weights_file(spec: str | Path) -> Path | None:
+    """The weights file a path stands for: a ``.safetensors`` file, or the
+    ``model.safetensors`` of a training run, checkpoint (``runs/x/checkpoints/best``) or
+    other folder; None when ``spec`` is neither."""
+    path = Path(spec)
+    if path.is_dir():
+        inner = path / "model.safetensors"
+        return inner if inner.is_file() else None
+    if path.suffix == ".safetensors":
+        return path
+    return None
+
+
+def resolve(spec: str | Path, weights: str | Path | None = None,
+            allow_random: bool = False) -> nn.Module:
+    """The one way a model is found from what a user typed (``--isp``, ``-m``, ``export``).
+
+    ``spec`` is a weights file, a run / checkpoint folder (its ``model.safetensors``), or a
+    registered name with ``weights`` (a safetensors file). A bare name builds a random
+    initialisation only with ``allow_random`` (for export/evaluate smoke runs).
+
+    Raises:
+        InvalidInputError: unknown name, missing file, or a name without weights.
+    """
+    from isplab.models.registry import create_model, is_registered, list_models
+
+    name = str(spec)
+    if is_registered(name):
+        if weights is not None:
+            return create_model(name, weights=weights)
+        if not allow_random:
+            raise InvalidInputError(f"{name} needs weights (--weights FILE): an untrained "
+                                    "model develops noise, not a photo")
+        return create_model(name)
+    if weights is not None:
+        raise InvalidInputError(f"unknown model {name!r}; choose from "
+                                f"{', '.join(list_models(include_private=False))}")
+    path = weights_file(spec)
+    if path is None:
+        if Path(spec).is_dir():
+            raise InvalidInputError("folder holds no model.safetensors (a finished training "
+                                    "run or a checkpoint folder has one)", spec)
+        raise InvalidInputError(f"unknown model {name!r}: a zoo name (isplab models), a "
+                                "weights file or a training-run folder")
+    return load_model(path)

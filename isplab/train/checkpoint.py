@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from isplab.errors import InvalidInputError
+from isplab.models.weights import model_record
 
 STEP_DIR = re.compile(r"^step_(\d{8})$")
 
@@ -76,7 +77,10 @@ def save_checkpoint(
     tmp = Path(tempfile.mkdtemp(prefix=f".step_{step:08d}.", dir=ckpt_dir))
     try:
         for stem, module in modules.items():
-            save_file(_state_dict_for_file(module), str(tmp / f"{stem}.safetensors"))
+            # the model record makes a checkpoint load like any weights file (load_model)
+            record = json.dumps(model_record(module), default=str)
+            save_file(_state_dict_for_file(module), str(tmp / f"{stem}.safetensors"),
+                      metadata={"isplab": record})
         torch.save(state, tmp / "state.pt")
         (tmp / "meta.json").write_text(json.dumps({"step": step, **(meta or {})}, indent=2,
                                                   default=str) + "\n")

@@ -87,8 +87,12 @@ def build_dataset(spec: Mapping[str, Any]) -> Dataset:
 
 
 def create_model_from_spec(spec: Mapping[str, Any]) -> nn.Module:
-    """A model from a recipe's ``model`` (or ``gan.discriminator``) entry."""
-    return create_model(str(spec.get("name")), **dict(spec.get("config") or {}))
+    """A model from a recipe's ``model`` (or ``gan.discriminator``) entry.
+
+    A recipe is a program the user chose to run, so its ``module:builder`` names may import
+    the user's own code (weights files never may: :func:`isplab.models.load_model`)."""
+    return create_model(str(spec.get("name")), allow_import=True,
+                        **dict(spec.get("config") or {}))
 
 
 # --- pieces --------------------------------------------------------------------------------

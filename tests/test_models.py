@@ -32,7 +32,7 @@ from isplab.models.export import export_torchscript, onnx_max_error
 IMAGE_MODELS = [
     n for n in list_models() if model_info(n)["output"] in ("srgb", "linear_rgb")
 ]
-IN_CHANNELS = {"packed_raw": 4, "srgb": 3, "linear_rgb": 3}
+IN_CHANNELS = {"packed_raw": 4, "packed_raw_noise": 8, "srgb": 3, "linear_rgb": 3}
 
 
 def _input(name: str, h: int, w: int, seed: int = 0) -> torch.Tensor:

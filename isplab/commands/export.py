@@ -40,7 +40,7 @@ def command(
             torch.manual_seed(0)
         net = resolve(model, weights=weights, allow_random=True)
         name = getattr(net, "isplab_name", model)
-        channels = 3 if ":" not in name and model_info(name)["input"] != "packed_raw" else 4
+        channels = model_info(name)["in_channels"]
         x = torch.rand(1, channels, *tile, generator=torch.Generator().manual_seed(0))
         net.eval()
         if torchscript:

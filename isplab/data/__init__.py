@@ -21,6 +21,9 @@ _DATASETS: dict[str, tuple[str, str, str]] = {
                  "RGB photos re-mosaiced (linear or sRGB), optional noise"),
     "rgb_pairs": ("isplab.data.datasets", "RGBPairDataset",
                   "sRGB -> sRGB pairs (SIDD, City100, input/ + target/)"),
+    "jdd_synthetic": ("isplab.data.jdd", "JDDDataset",
+                      "photos -> white-balanced noisy packed raw + noise map -> clean RGB "
+                      "(jdd_net)"),
     "degraded_pairs": ("isplab.data.datasets", "DegradedPairDataset",
                        "clean photos degraded (noise, texture, colour) -> the clean photo"),
     "domains": ("isplab.enhance.domains", "DomainDataset",

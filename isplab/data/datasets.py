@@ -79,7 +79,8 @@ def list_images(folder: str | Path, suffixes: Sequence[str] = IMAGE_SUFFIXES) ->
     missing folder or one without images."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise InvalidInputError("no such folder", folder)
+        raise InvalidInputError(f"no such folder (relative data folders are also looked up "
+                                f"in the data root {data_root()}; set $ISPLAB_DATA)", folder)
     files = sorted(p for p in folder.iterdir()
                    if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith("."))
     if not files:
@@ -87,10 +88,26 @@ def list_images(folder: str | Path, suffixes: Sequence[str] = IMAGE_SUFFIXES) ->
     return files
 
 
+def resolve_data_folder(folder: str | Path) -> Path:
+    """A data folder as a recipe names it: the path itself when it exists, else the same
+    relative path under :func:`data_root` (``cbsd68``, or ``../shared/data/cbsd68`` written
+    relative to the repo root, both find ``$ISPLAB_DATA/cbsd68`` from any directory)."""
+    path = Path(folder)
+    if path.exists() or path.is_absolute():
+        return path
+    parts = path.parts
+    for i in range(len(parts) - 1):
+        if parts[i:i + 2] == ("shared", "data"):
+            path = Path(*parts[i + 2:]) if len(parts) > i + 2 else Path()
+            break
+    candidate = data_root() / path
+    return candidate if candidate.exists() else Path(folder)
+
+
 def _as_folders(folders: str | Path | Iterable[str | Path]) -> list[Path]:
     if isinstance(folders, (str, Path)):
-        return [Path(folders)]
-    out = [Path(f) for f in folders]
+        return [resolve_data_folder(folders)]
+    out = [resolve_data_folder(f) for f in folders]
     if not out:
         raise InvalidInputError("no folders given")
     return out

@@ -101,6 +101,23 @@ def l1(pred: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> tor
     return _reduce(_per_image_mean((pred - target).abs()), reduction)
 
 
+def l1_gamma(pred: torch.Tensor, target: torch.Tensor, gamma: float = 2.2, eps: float = 1e-3,
+             reduction: str = "mean") -> torch.Tensor:
+    """L1 after a display encoding ``(max(x, 0) + eps) ** (1 / gamma)`` of both images.
+
+    For models that output *linear* light (``jdd_net``) while the photo is judged after a
+    gamma: errors in the shadows weigh as they will look. ``eps`` bounds the slope at 0.
+    """
+    _pair(pred, target)
+    if not (math.isfinite(gamma) and gamma > 0 and math.isfinite(eps) and eps > 0):
+        raise InvalidInputError(f"l1_gamma needs gamma > 0 and eps > 0, got {gamma}, {eps}")
+
+    def enc(x: torch.Tensor) -> torch.Tensor:
+        return (x.clamp(min=0.0) + eps) ** (1.0 / gamma)
+
+    return _reduce(_per_image_mean((enc(pred) - enc(target)).abs()), reduction)
+
+
 def mse(pred: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """Mean squared error ``mean (pred - target)^2`` over C, H, W per image."""
     _pair(pred, target)

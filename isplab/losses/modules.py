@@ -53,6 +53,12 @@ class L1Loss(_PairLoss):
     fn = staticmethod(LF.l1)
 
 
+class L1GammaLoss(_PairLoss):
+    """:func:`isplab.losses.functional.l1_gamma` (options ``gamma``, ``eps``)."""
+
+    fn = staticmethod(LF.l1_gamma)
+
+
 class MSELoss(_PairLoss):
     """:func:`isplab.losses.functional.mse`."""
 

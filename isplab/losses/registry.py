@@ -19,6 +19,8 @@ def _adversarial(kind: str) -> Callable[..., nn.Module]:
 
 _LOSSES: dict[str, tuple[Callable[..., nn.Module], str]] = {
     "l1": (M.L1Loss, "mean |pred - target|"),
+    "l1_gamma": (M.L1GammaLoss, "L1 of (max(x, 0) + 1e-3) ** (1/2.2): linear outputs judged "
+                 "as displayed"),
     "mse": (M.MSELoss, "mean (pred - target)^2"),
     "charbonnier": (M.CharbonnierLoss, "mean sqrt(d^2 + eps^2) - eps, eps 1e-3"),
     "ssim_loss": (M.SSIMLoss, "1 - SSIM (isplab.metrics.ssim)"),

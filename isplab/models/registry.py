@@ -30,6 +30,10 @@ from torch import nn
 
 from isplab.errors import InvalidInputError
 
+#: channels of each input space (``packed_raw_noise``: packed raw + its noise std map)
+INPUT_CHANNELS = {"packed_raw": 4, "packed_raw_noise": 8, "srgb": 3, "linear_rgb": 3,
+                  "mosaic": 1}
+
 CARDS_DIR = Path(__file__).resolve().parents[2] / "docs" / "models"
 
 
@@ -193,6 +197,7 @@ def model_info(name: str, **config: Any) -> dict[str, Any]:
         "description": entry.description,
         "paper": entry.paper,
         "input": entry.input_space,
+        "in_channels": INPUT_CHANNELS.get(entry.input_space, 4),
         "output": entry.output_space,
         "output_scale": entry.output_scale,
         "stride": entry.stride,

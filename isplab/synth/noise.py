@@ -108,6 +108,29 @@ def noise_level_map(raw: torch.Tensor, shot: float | torch.Tensor,
     return raw.clamp(min=0.0) * s + r
 
 
+def noise_std_map(packed: torch.Tensor, shot: float | torch.Tensor, read: float | torch.Tensor,
+                  gains: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-pixel noise standard deviation of a white-balanced packed raw (the ``jdd_net``
+    conditioning channels).
+
+    A raw value ``x`` (variance ``shot * x + read``) multiplied by its channel's gain ``g``
+    has variance ``g * shot * y + g^2 * read`` with ``y = g * x``. Computed from the noisy
+    ``y`` (negative counts as 0 signal), as :func:`noise_level_map` is.
+
+    Args:
+        packed: ``N x 4 x h x w`` or ``4 x h x w``, white balanced (R, G1, G2, B).
+        shot, read: variances of the *unbalanced* raw in [0, 1] units (numbers or one per
+            image).
+        gains: the white-balance gains per packed channel, ``4`` or ``N x 4`` (None: 1).
+    """
+    _check_raw(packed)
+    s, r = _per_image(shot, packed, "shot"), _per_image(read, packed, "read")
+    g = torch.ones(4, dtype=packed.dtype, device=packed.device) if gains is None else \
+        torch.as_tensor(gains, dtype=packed.dtype, device=packed.device)
+    g = g.reshape(-1, 4, 1, 1) if (packed.ndim == 4 and g.ndim == 2) else g.reshape(4, 1, 1)
+    return (packed.clamp(min=0.0) * g * s + g * g * r).clamp(min=0.0).sqrt()
+
+
 def simulate_low_light(raw: torch.Tensor, k: float | torch.Tensor) -> torch.Tensor:
     """Under-expose by ``k``: ``raw / k`` (k > 0; a number or one per image).
 

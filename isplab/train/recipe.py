@@ -80,6 +80,9 @@ DEFAULTS: dict[str, Any] = {
                                   # the first step that ends past it; None = run all steps
         "tensorboard": True,      # when the tb extra is installed
         "device": "auto",
+        "threads": None,          # torch CPU threads (set it on a shared CPU: the default
+                                  # oversubscribes a busy 2-core machine, 10x slower steps)
+        "channels_last": False,   # NHWC model and inputs (faster convolutions on CPU)
         "deterministic": True,
         "val_max_batches": None,
     },

@@ -220,6 +220,8 @@ class Trainer:
         if want == "cuda" and self.world > 1:
             want = f"cuda:{self.local_rank}"
         self.device = torch.device(want)
+        if self.cfg.get("threads"):
+            torch.set_num_threads(int(self.cfg["threads"]))
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         if self.world > 1 and not _is_dist():
@@ -252,6 +254,8 @@ class Trainer:
         torch.manual_seed(int(r["seed"]))
         self.model = create_model_from_spec(r["model"])
         self.model.to(self.device)
+        if self.cfg.get("channels_last"):
+            self.model.to(memory_format=torch.channels_last)
         self.ddp_model = self.model
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -410,6 +414,8 @@ class Trainer:
         spec = self.recipe["data"]["train"]
         x = batch[spec.get("input_key", "raw")].to(self.device, non_blocking=True)
         y = batch[spec.get("target_key", "target")].to(self.device, non_blocking=True)
+        if self.cfg.get("channels_last") and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         y = resize_target(y, self.stage["target_scale"])
         self.ddp_model.train()
         with self._autocast():

@@ -86,13 +86,13 @@ def main() -> None:
                  str(tmp / f"libraw_{algo}.png")])))
         rows.append(("isplab classic", *measure([isplab, "develop", str(raw), "-o",
                                                  str(tmp / "classic"), "-q"])))
-        from isplab.infer.develop import DEFAULT_WEIGHTS
+        from isplab.infer.hybrid import JDD_WEIGHTS
         from isplab.models import create_model, save_weights
 
-        if DEFAULT_WEIGHTS.is_file():  # the shipped default learned ISP
+        if JDD_WEIGHTS.is_file():  # the shipped hybrid ISP
             cmd = [isplab, "develop", str(raw), "-o", str(tmp / "learned"), "--isp", "learned",
                    "-q"] + (["--tile", str(args.tile)] if args.tile else [])
-            rows.append(("isplab --isp learned (default kpn_isp, tiled)", *measure(cmd)))
+            rows.append(("isplab --isp learned (hybrid, jdd_net, tiled)", *measure(cmd)))
 
         for name in [m for m in args.models.split(",") if m]:
             torch.manual_seed(0)

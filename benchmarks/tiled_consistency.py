@@ -50,12 +50,12 @@ def main() -> None:
     print(f"# tiled ({args.tile} px tiles) vs one tile, {s}x{s} raw")
     print("| model | overlap | PSNR tiled vs untiled (dB) | tiled seconds |")
     print("|---|---|---|---|")
-    from isplab.infer.develop import DEFAULT_WEIGHTS
+    from isplab.infer.develop import KPN_WEIGHTS
     from isplab.models import load_model
 
     runs = [(name, None) for name in names]
-    if DEFAULT_WEIGHTS.is_file() and not args.models:
-        runs.append(("default learned ISP (kpn_isp, shipped weights)", DEFAULT_WEIGHTS))
+    if KPN_WEIGHTS.is_file() and not args.models:
+        runs.append(("shipped kpn_isp weights", KPN_WEIGHTS))
     for name, weights in runs:
         torch.manual_seed(0)
         model = (create_model(name) if weights is None else load_model(weights)).eval()

@@ -77,7 +77,7 @@ def main() -> None:
               f"{time.perf_counter() - t0:.0f} s", flush=True)
     methods = ["classic", "classic:malvar2004"]
     methods += [f"{n}={out / n / 'model.safetensors'}" for n in trained]
-    default = ROOT / "isplab" / "weights" / "default.safetensors"
+    default = ROOT / "isplab" / "weights" / "kpn_isp.safetensors"
     rows: dict[float, dict[str, dict]] = {}
     for noise in (0.0, 1.0):
         res = evaluate(methods, "synthetic-isp", DATA / "kodak24", METRICS, noise=noise,

@@ -43,6 +43,7 @@ class Demosaic(str, Enum):
     bilinear = "bilinear"
     malvar2004 = "malvar2004"
     menon2007 = "menon2007"
+    learned = "learned"
 
 
 class OutFormat(str, Enum):
@@ -196,11 +197,18 @@ def develop(
         "--sample", help="Develop the built-in sample (a DNG made from a bundled photo, "
         "written into the output folder).")] = False,
     isp: Annotated[str, typer.Option(
-        help="Which ISP develops the raw: classic, learned (the installed default model), "
-        "a zoo name with --weights (isplab models), or a weights file / training run folder."
+        help="Which ISP develops the raw: classic; learned (the hybrid ISP: the classical "
+        "stages from the file's metadata with the learned jdd_net demosaic + denoise); a blind "
+        "zoo model: a zoo name with --weights (isplab models), or a weights file / training "
+        "run / checkpoint folder."
     )] = "classic",
     weights: Annotated[Path | None, typer.Option(
-        "--weights", help="safetensors weights for --isp <zoo name>.")] = None,
+        "--weights", help="safetensors weights for --isp <zoo name>, or other jdd_net weights "
+        "for --isp learned / --demosaic learned.")] = None,
+    noise: Annotated[str | None, typer.Option(
+        "--noise", help="Learned demosaic: the raw's noise as SHOT,READ variances of the "
+        "normalised signal (default: the DNG NoiseProfile, else estimated from the raw).",
+        show_default=False)] = None,
     onnx: Annotated[Path | None, typer.Option(
         "--onnx", help="Develop with an exported ONNX model through onnxruntime (CPU).")
     ] = None,
@@ -261,13 +269,27 @@ def develop(
         raise typer.BadParameter("give raw files or folders to develop, or --sample")
     reader_opts = _reader_overrides(width, height, bits, byte_order, cfa, black_level,
                                     white_level)
+    noise_profile = None
+    if noise is not None:
+        shot_read = _parse_floats(noise, 2, "--noise")
+        if not all(v >= 0 and v != float("inf") for v in shot_read):
+            raise typer.BadParameter(f"--noise must be two finite variances >= 0, got {noise!r}")
+        noise_profile = shot_read
     try:
-        if isp == "classic" and onnx is None:
-            pipeline = ClassicISP(
+        if isp in ("classic", "learned") and onnx is None:
+            classic = dict(
                 demosaic_algorithm=demosaic.value, half_size=half_size,
                 no_auto_bright=no_auto_bright, bright=bright, tone=tone.value,
-                gamma=_gamma(gamma), denoise_strength=denoise, **_wb_options(wb),
+                gamma=_gamma(gamma), denoise_strength=denoise, noise=noise_profile,
+                **_wb_options(wb),
             )
+            if isp == "learned" or demosaic is Demosaic.learned:
+                from isplab.infer.hybrid import hybrid_isp
+
+                pipeline = hybrid_isp(weights, tile=tile, overlap=overlap, device=device,
+                                      dtype=dtype, **classic)
+            else:
+                pipeline = ClassicISP(**classic)
         else:
             from isplab.infer.develop import learned_isp
 
@@ -362,6 +384,14 @@ def info(
     meta = raw.metadata()
     meta["megapixels"] = round(raw.megapixels, 3)
     meta["data_range"] = [float(raw.mosaic.min()), float(raw.mosaic.max())]
+    from isplab.classic.noise_profile import noise_profile_of
+
+    try:
+        profile = noise_profile_of(raw)
+        meta["noise_profile"] = {"shot": float(f"{profile.shot:.4g}"),
+                                 "read": float(f"{profile.read:.4g}"), "source": profile.source}
+    except IsplabError as exc:
+        meta["noise_profile"] = {"source": "none", "reason": exc.reason}
     if as_json:
         print(json.dumps(meta, indent=2))
         return
@@ -423,10 +453,10 @@ def metrics(
     from isplab.metrics import create_metric, list_metrics
 
     if list_only:
-        from isplab.metrics.registry import _REGISTRY
+        from isplab.metrics.registry import metric_spec
 
         for name in list_metrics():
-            spec = _REGISTRY[name]
+            spec = metric_spec(name)
             arrow = "higher is better" if spec.higher_is_better else "lower is better"
             out.print(f"{name:16s} {arrow:16s} {spec.description}", highlight=False)
         return

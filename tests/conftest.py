@@ -28,3 +28,16 @@ def need(path: Path) -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_isplab_logger():
+    """The CLI configures the ``isplab`` logger (level, handler, no propagation) per command;
+    reset it after each test so one test's ``-q`` never hides another's warnings."""
+    import logging
+
+    yield
+    logger = logging.getLogger("isplab")
+    logger.handlers.clear()
+    logger.setLevel(logging.NOTSET)
+    logger.propagate = True

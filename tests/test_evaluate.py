@@ -129,3 +129,80 @@ def test_model_method_with_weights(tmp_path):
     r = evaluate([f"microisp={w}"], "synthetic-isp", KODAK, metrics=["psnr"], limit=1)
     m = r["methods"]["microisp"]
     assert m["parameters"] == 13_560 and "weights" in m["note"]
+
+
+# --- peers, noise profiles, the learned stage ---------------------------------------------
+
+
+def test_noise_spec_parsing():
+    from isplab.evaluate import parse_noise
+
+    assert parse_noise(0) is None and parse_noise("0") is None and parse_noise(None) is None
+    assert parse_noise(0.05) == (0.0, pytest.approx(0.0025))
+    assert parse_noise("0.01,0.0004") == (0.01, 0.0004)
+    for bad in ("abc", "-1", "1,2,3", "nan,1"):
+        with pytest.raises(InvalidInputError):
+            parse_noise(bad)
+
+
+def test_classical_peers_are_phase_correct_and_declare_their_input(tmp_path):
+    need(HARD)
+    pytest.importorskip("pyeari")
+    r = evaluate(["classic", "libraw:ahd", "ri"], "demosaic", HARD, metrics=["psnr"],
+                 limit=3)
+    ours = r["methods"]["classic:bilinear"]["psnr"]["mean"]
+    for peer in ("libraw:ahd", "ri"):
+        assert r["methods"][peer]["psnr"]["mean"] > ours + 1, peer  # out of phase: far below
+    with pytest.raises(InvalidInputError, match="ri needs mosaic, which protocol "
+                                                "synthetic-isp does not give"):
+        evaluate(["ri"], "synthetic-isp", HARD, limit=1)
+
+
+def test_denoisers_after_a_method_use_the_noise_profile(tmp_path):
+    need(HARD)
+    noise = "0.004,0.0001"
+    r = evaluate(["classic:malvar2004", "classic:malvar2004+bilateral"], "demosaic", HARD,
+                 metrics=["psnr"], limit=2, noise=noise)
+    plain = r["methods"]["classic:malvar2004"]["psnr"]["mean"]
+    assert r["methods"]["classic:malvar2004+bilateral"]["psnr"]["mean"] > plain + 0.5
+    clean = evaluate(["classic:malvar2004", "classic:malvar2004+bilateral"], "demosaic", HARD,
+                     metrics=["psnr"], limit=1)["methods"]
+    assert clean["classic:malvar2004"] == {**clean["classic:malvar2004+bilateral"],
+                                           "note": clean["classic:malvar2004"]["note"],
+                                           "mp_per_s": clean["classic:malvar2004"]["mp_per_s"]}
+
+
+def test_generalised_anscombe_round_trip_and_bm3d_peer():
+    import numpy as np
+
+    from isplab.evaluate.methods import gat, inverse_gat
+
+    x = np.linspace(0, 1, 50)
+    assert np.allclose(inverse_gat(gat(x, 0.01, 1e-4), 0.01, 1e-4), x)
+    rng = np.random.default_rng(0)
+    level = 0.3
+    z = level + rng.normal(0, np.sqrt(0.01 * level + 1e-4), 200_000)
+    assert np.std(gat(z, 0.01, 1e-4)) == pytest.approx(1.0, rel=0.03)  # variance stabilised
+    pytest.importorskip("bm3d")
+    need(HARD)
+    r = evaluate(["classic:malvar2004", "classic:malvar2004+bm3d"], "demosaic", HARD,
+                 metrics=["psnr"], limit=1, noise="0.004,0.0001")["methods"]
+    bm3d = r["classic:malvar2004+bm3d"]["psnr"]["mean"]
+    assert bm3d > r["classic:malvar2004"]["psnr"]["mean"] + 1
+
+
+def test_learned_stage_is_evaluated_with_its_noise_map(tmp_path):
+    """``classic:learned=W`` and the bare zoo name both run jdd_net on the balanced mosaic
+    and the protocol's noise profile; an untrained jdd_net is the bilinear demosaic."""
+    need(HARD)
+    from isplab.models import create_model, save_weights
+
+    w = save_weights(create_model("jdd_net", widths=(8, 8, 8)), tmp_path / "jdd.safetensors")
+    r = evaluate(["classic", f"classic:learned={w}", f"jdd_net={w}"], "demosaic", HARD,
+                 metrics=["psnr"], limit=2)["methods"]
+    bilinear = r["classic:bilinear"]["psnr"]["per_image"]
+    assert r["classic:learned"]["psnr"]["per_image"] == pytest.approx(bilinear, abs=1e-3)
+    assert r["jdd_net"]["psnr"]["per_image"] == pytest.approx(bilinear, abs=1e-3)
+    noisy = evaluate([f"classic:learned={w}"], "synthetic-isp", HARD, metrics=["psnr"], limit=1,
+                     noise="0.01,0.0002")
+    assert noisy["methods"]["classic:learned"]["psnr"]["mean"] > 10

@@ -170,7 +170,7 @@ def test_every_zoo_model_tiles_without_seams(name):
     model = create_model(name).eval()
     g = torch.Generator().manual_seed(0)
     info = model_info(name)
-    channels = 4 if info["input"] == "packed_raw" else 3
+    channels = info["in_channels"]
     overlap = info["tile_overlap"]  # what tiled inference uses for this model by default
     side = 4 * overlap  # tiles of 2 x overlap: a 3 x 3 grid
     x = torch.rand(1, channels, side, side, generator=g)

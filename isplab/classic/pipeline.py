@@ -97,6 +97,13 @@ class ClassicISP(nn.Module):
         adjust_maximum_thr: as LibRaw (``develop`` only): when the brightest raw value lies
             between this fraction of the white level and the white level, use it as the
             white level (for cameras that saturate below their nominal maximum); 0 = off.
+        demosaicker: a learned demosaic stage replacing ``demosaic_algorithm`` (built above
+            this layer, e.g. :func:`isplab.infer.hybrid.learned_demosaic`): called as
+            ``demosaicker(mosaic, cfa, gains, noise)`` with the white-balanced, clipped
+            mosaic ``N x 1 x H x W``, the gains used (R, G, B, or None) and the frame's
+            :class:`~isplab.classic.noise_profile.NoiseProfile`; returns linear RGB.
+        noise: ``(shot, read)`` of the raw for the demosaicker (None: the file's profile,
+            else estimated from the raw; see :func:`~isplab.classic.noise_profile_of`).
     """
 
     def __init__(
@@ -115,9 +122,13 @@ class ClassicISP(nn.Module):
         gamma: tuple[float, float] = (2.4, 12.92),
         denoise_strength: float = 0.0,
         adjust_maximum_thr: float = 0.75,
+        demosaicker=None,
+        noise: tuple[float, float] | None = None,
     ):
         super().__init__()
-        if demosaic_algorithm not in DEMOSAIC_METHODS:
+        if demosaicker is not None:
+            demosaic_algorithm = "learned"
+        elif demosaic_algorithm not in DEMOSAIC_METHODS:
             raise InvalidInputError(
                 f"unknown demosaic algorithm {demosaic_algorithm!r}; "
                 f"choose one of {', '.join(DEMOSAIC_METHODS)}"
@@ -152,6 +163,8 @@ class ClassicISP(nn.Module):
         self.gamma = (float(gamma[0]), float(gamma[1]))
         self.denoise_strength = denoise_strength
         self.adjust_maximum_thr = adjust_maximum_thr
+        self.demosaicker = demosaicker
+        self.noise = None if noise is None else (float(noise[0]), float(noise[1]))
 
     def extra_repr(self) -> str:
         return (
@@ -188,6 +201,7 @@ class ClassicISP(nn.Module):
         wb_gains=None,
         color_matrix=None,
         validate: bool = True,
+        noise=None,
     ) -> torch.Tensor:
         """Develop linear raw data to sRGB.
 
@@ -200,6 +214,8 @@ class ClassicISP(nn.Module):
             color_matrix: camera -> linear sRGB, ``3 x 3`` or ``N x 3 x 3``; None keeps
                 camera primaries.
             validate: check the input for NaN/Inf (skipped for RawImages, checked on read).
+            noise: the :class:`~isplab.classic.noise_profile.NoiseProfile` of ``x`` for a
+                learned ``demosaicker`` (None: ``self.noise``, else none).
 
         Returns:
             ``N x 3 x H x W`` sRGB (or the ``gamma`` curve's space) in [0, 1]; half the
@@ -220,7 +236,14 @@ class ClassicISP(nn.Module):
         gains = self._select_gains(mosaic, cfa, wb_gains)
         matrix = color_matrix if self.use_color_matrix else None
 
-        if torch.is_grad_enabled() or self.half_size or self.demosaic_algorithm == "menon2007":
+        if self.demosaicker is not None:
+            if noise is None:
+                from isplab.classic.noise_profile import NoiseProfile
+
+                noise = NoiseProfile(*(self.noise or (0.0, 0.0)),
+                                     source="user" if self.noise else "none")
+            rgb = self._linear(mosaic, cfa, gains, matrix, noise)
+        elif torch.is_grad_enabled() or self.half_size or self.demosaic_algorithm == "menon2007":
             rgb = self._linear(mosaic, cfa, gains, matrix)
         else:
             rgb = self._linear_in_strips(mosaic, cfa, gains, matrix)
@@ -239,11 +262,13 @@ class ClassicISP(nn.Module):
             out = denoise(out, self.denoise_strength).clamp_(0.0, 1.0)
         return out
 
-    def _linear(self, mosaic, cfa, gains, matrix) -> torch.Tensor:
+    def _linear(self, mosaic, cfa, gains, matrix, noise=None) -> torch.Tensor:
         """White balance, demosaic, colour matrix, clip: mosaic -> linear RGB in [0, 1]."""
         if gains is not None:
             mosaic = apply_white_balance(mosaic, gains, cfa=cfa, clip=True)
-        if self.half_size:
+        if self.demosaicker is not None and not self.half_size:
+            rgb = self.demosaicker(mosaic, cfa, gains, noise)
+        elif self.half_size:
             p = pack(mosaic, cfa)
             rgb = torch.stack([p[:, 0], (p[:, 1] + p[:, 2]) * 0.5, p[:, 3]], dim=1)
         else:
@@ -301,11 +326,21 @@ class ClassicISP(nn.Module):
         mosaic = raw.to_tensor()
         if scale != 1.0:
             mosaic = (mosaic * scale).clamp_(max=1.0)
-        out = isp(mosaic, cfa=raw.cfa, wb_gains=wb, color_matrix=matrix, validate=False)
+        noise = None
+        if self.demosaicker is not None and not self.half_size:
+            from isplab.classic.noise_profile import NoiseProfile, noise_profile_of
+
+            p = noise_profile_of(raw, self.noise)
+            # x * scale has variance scale * shot * (x * scale) + scale^2 * read
+            noise = NoiseProfile(p.shot * scale, p.read * scale * scale, p.source)
+            log.info("%s: noise %s", raw.path.name if raw.path else "raw", noise.describe())
+        out = isp(mosaic, cfa=raw.cfa, wb_gains=wb, color_matrix=matrix, validate=False,
+                  noise=noise)
         return _orient(out, raw.orientation)
 
     def _uses_fast_path(self, raw: RawImage) -> bool:
-        return (self.demosaic_algorithm == "bilinear" and not self.half_size
+        return (self.demosaicker is None and self.demosaic_algorithm == "bilinear"
+                and not self.half_size
                 and self.denoise_strength <= 0 and fast.supports(raw.mosaic))
 
     @torch.no_grad()

@@ -25,9 +25,10 @@ def command(
     border: Annotated[int | None, typer.Option(
         "--border", help="Pixels excluded at each side (default 8 for demosaic and "
         "synthetic-isp, else 0).")] = None,
-    noise: Annotated[float, typer.Option(
-        "--noise", help="demosaic: Gaussian sigma added to the mosaic; synthetic-isp: any "
-        "value > 0 adds sampled sensor noise.")] = 0.0,
+    noise: Annotated[str, typer.Option(
+        "--noise", help="Sensor noise: SHOT,READ variances (one level), or a Gaussian sigma "
+        "(demosaic); on synthetic-isp any other non-zero value draws Brooks et al. levels "
+        "per image.")] = "0",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the protocol's draws.")] = 0,
     limit: Annotated[int | None, typer.Option("--limit", help="First N images only.")] = None,
     json_out: Annotated[Path | None, typer.Option(

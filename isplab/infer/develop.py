@@ -71,9 +71,9 @@ class LearnedISP:
         name = getattr(self.model, "isplab_name", None)
         if name is None:
             return 32
-        from isplab.models import model_info
+        from isplab.models import model_entry
 
-        return int(model_info(name)["tile_overlap"])
+        return int(model_entry(name).tile_overlap)
 
 
 class _OnnxModel(nn.Module):
@@ -111,27 +111,22 @@ class _OnnxModel(nn.Module):
         return torch.from_numpy(out)
 
 
-#: the default learned ISP shipped in the package (see docs/models/default.md)
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "default.safetensors"
+#: the blind kpn_isp shipped in the package (docs/models/kpn_isp_synth.md); ``--isp learned``
+#: is the hybrid ISP (:mod:`isplab.infer.hybrid`)
+KPN_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "kpn_isp.safetensors"
 
 
 def learned_isp(isp: str, weights: str | Path | None = None, onnx: str | Path | None = None,
                 **options) -> LearnedISP:
-    """The developer behind ``isplab develop --isp ISP [--weights W | --onnx F]``.
-
-    ``isp`` is ``learned`` (the package's default model), a zoo name (with ``weights``), or a
-    weights file / training-run folder; ``onnx`` overrides all of them.
+    """The developer behind ``isplab develop --isp ISP [--weights W | --onnx F]`` for a
+    blind zoo model: ``isp`` is a zoo name (with ``weights``), or a weights file / training-run
+    / checkpoint folder; ``onnx`` overrides both. (``--isp learned`` is the hybrid ISP,
+    :func:`isplab.infer.hybrid.hybrid_isp`.)
     """
     from isplab.models import is_registered, resolve, weights_file
 
     if onnx is not None:
         return LearnedISP(onnx=onnx, **options)
-    if isp == "learned":
-        if not DEFAULT_WEIGHTS.is_file():
-            raise InvalidInputError(
-                "no default learned ISP is installed in this copy of isplab; use --isp "
-                "<zoo name> --weights FILE (isplab models lists the zoo)", DEFAULT_WEIGHTS)
-        return LearnedISP(model=resolve(DEFAULT_WEIGHTS), **options)
     if is_registered(isp) and weights is None:
         raise InvalidInputError(f"--isp {isp} needs --weights FILE: an untrained model "
                                 "develops noise, not a photo")

@@ -157,14 +157,14 @@ CPU_TILE_BUDGET = 3 << 29  # 1.5 GiB
 
 def auto_tile(model: nn.Module, kwargs: dict[str, Any], device: torch.device, dtype,
               fraction: float = 0.25, minimum: int = 64, maximum: int = 1024,
-              multiple: int = 32, budget: int | None = None) -> int:
+              multiple: int = 32, budget: int | None = None, channels: int = 4) -> int:
     """Tile side (packed pixels) whose activation estimate fits ``fraction`` of free memory,
     and at most ``budget`` bytes (default :data:`CPU_TILE_BUDGET` on the CPU, none on CUDA),
     so a 12 MP develop stays within a few GB whatever the machine's size.
 
     The estimate is twice :func:`activation_bytes_per_pixel` (functional activations and
     concatenations are not modules, so the leaf outputs undercount them)."""
-    per_px = 2 * activation_bytes_per_pixel(model, kwargs, dtype=dtype)
+    per_px = 2 * activation_bytes_per_pixel(model, kwargs, channels=channels, dtype=dtype)
     limit = available_memory(device) * fraction
     if budget is None and device.type == "cpu":
         budget = CPU_TILE_BUDGET
@@ -200,6 +200,16 @@ def _starts(size: int, tile: int, step: int) -> list[int]:
     starts = list(range(0, size - tile, step))
     starts.append(size - tile)
     return starts
+
+
+def _stride(model: nn.Module) -> int:
+    """The input multiple a zoo model pads to (its registry ``stride``); 1 otherwise."""
+    name = getattr(model, "isplab_name", None)
+    if name is None:
+        return 1
+    from isplab.models import is_registered, model_entry
+
+    return int(model_entry(name).stride) if is_registered(name) else 1
 
 
 def tiled_forward(
@@ -241,6 +251,14 @@ def tiled_forward(
         raise InvalidInputError(f"overlap must be an even number >= 0, got {overlap}")
     tdtype = DTYPES[dtype]
     model = model.eval().to(dev, tdtype)
+    # pad the frame as a whole-frame forward pads it (reflect, to the model's stride), so the
+    # tiles at the bottom/right border see the same padding: no seam along the frame edge
+    size = x.shape[-2:]
+    multiple = _stride(model)
+    if multiple > 1:
+        from isplab.models.common import pad_to_multiple
+
+        x, size = pad_to_multiple(x, multiple)
     _, c, h, w = x.shape
     kwargs: dict[str, Any] = {}
     frozen = GlobalStatistics(model)
@@ -254,7 +272,7 @@ def tiled_forward(
             if frozen:
                 frozen.capture(model, small, **kwargs)
         if tile is None:
-            tile = auto_tile(model, kwargs, dev, tdtype)
+            tile = auto_tile(model, kwargs, dev, tdtype, channels=c)
         if tile <= overlap:
             raise InvalidInputError(f"tile ({tile}) must be larger than overlap ({overlap})")
         ys, xs = _starts(h, tile, tile - overlap), _starts(w, tile, tile - overlap)
@@ -286,4 +304,4 @@ def tiled_forward(
         raise InvalidInputError("empty input")
     if float(acc.min()) <= 0:
         raise InvalidInputError("tiles do not cover the image (tile/overlap too small)")
-    return out / acc.float()
+    return (out / acc.float())[..., :size[0] * scale, :size[1] * scale]

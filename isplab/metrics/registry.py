@@ -46,6 +46,14 @@ def register_metric(spec: MetricSpec) -> MetricSpec:
     return spec
 
 
+def metric_spec(name: str) -> MetricSpec:
+    """What the registry knows of ``name`` (direction, defaults, description)."""
+    if name not in _REGISTRY:
+        raise InvalidInputError(
+            f"unknown metric {name!r}; available: {', '.join(list_metrics())}")
+    return _REGISTRY[name]
+
+
 def list_metrics() -> list[str]:
     """Names of the registered metrics, sorted."""
     return sorted(_REGISTRY)

@@ -16,6 +16,7 @@ from isplab.models.registry import (
     create_model,
     is_registered,
     list_models,
+    model_entry,
     model_info,
     register_model,
 )
@@ -39,5 +40,5 @@ for _mod in pkgutil.iter_modules(__path__):
 __all__ = [
     "ModelEntry", "count_parameters", "create_model", "list_models", "model_info",
     "register_model", "load_model", "load_weights", "read_weights_meta", "save_weights",
-    "is_registered", "model_record", "resolve", "weights_file",
+    "is_registered", "model_entry", "model_record", "resolve", "weights_file",
 ]

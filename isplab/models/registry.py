@@ -115,6 +115,12 @@ def _entry(name: str) -> ModelEntry:
     return _MODELS[name]
 
 
+def model_entry(name: str) -> ModelEntry:
+    """The registry's record of ``name`` (contract, stride, tile overlap) without building
+    the model. Raises InvalidInputError for an unknown name."""
+    return _entry(name)
+
+
 def list_models(include_private: bool = True) -> dict[str, str]:
     """Registered model names -> one-line description (sorted by name).
 

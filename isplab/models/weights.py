@@ -164,7 +164,15 @@ def resolve(spec: str | Path, weights: str | Path | None = None,
     name = str(spec)
     if is_registered(name):
         if weights is not None:
-            return create_model(name, weights=weights)
+            path = weights_file(weights) or Path(weights)
+            if not path.is_file():
+                raise InvalidInputError("weights file not found", path)
+            recorded = read_weights_meta(path).get("name")
+            if recorded == name:  # the file's own config (widths, options) builds the model
+                return load_model(path)
+            if recorded is not None and is_registered(recorded):
+                raise InvalidInputError(f"these weights are for {recorded}, not {name}", path)
+            return create_model(name, weights=path)
         if not allow_random:
             raise InvalidInputError(f"{name} needs weights (--weights FILE): an untrained "
                                     "model develops noise, not a photo")

@@ -41,10 +41,10 @@ def write_dng(path: str | Path, raw: RawImage, *, overwrite: bool = False,
     """Write ``raw`` as a DNG 1.4 file (uncompressed CFA strip, tifffile).
 
     Tags: CFA pattern, black level per CFA position, white level, AsShotNeutral
-    (= 1 / wb_gains), ColorMatrix1 (XYZ -> camera, D65; derived from ``camera_to_srgb`` when
-    only that is known), orientation. The file is written to a temporary name and renamed,
-    so a failure never leaves a half-written DNG; an existing file is kept unless
-    ``overwrite``.
+    (= 1 / wb_gains), NoiseProfile (``raw.noise_profile``), ColorMatrix1 (XYZ -> camera,
+    D65; derived from ``camera_to_srgb`` when only that is known), orientation. The file is
+    written to a temporary name and renamed, so a failure never leaves a half-written DNG;
+    an existing file is kept unless ``overwrite``.
     """
     import tifffile
 
@@ -81,6 +81,8 @@ def write_dng(path: str | Path, raw: RawImage, *, overwrite: bool = False,
         m = np.asarray(xyz_to_cam, dtype=np.float64)
         m = m / np.abs(m).max()  # keep the numbers in a comfortable rational range
         extratags.append((50721, "2i", 9, _rationals(m.reshape(-1), signed=True), True))
+    if raw.noise_profile is not None:  # NoiseProfile: one (S, O) pair for all planes
+        extratags.append((51041, "d", 2, tuple(float(v) for v in raw.noise_profile), True))
     if raw.wb_gains is not None:
         neutral = [1.0 / g for g in raw.wb_gains]
         extratags.append((50728, "2I", 3, _rationals(neutral, signed=False, denominator=1_000_000),

@@ -32,6 +32,8 @@ class RawImage:
         orientation: EXIF-like flip code from LibRaw (0 none, 3 180 deg, 5 90 deg CCW,
             6 90 deg CW); applied when developing.
         path: the file it came from, or None.
+        noise_profile: ``(shot, read)`` variances of the normalised mosaic (variance of a
+            value x is ``shot * x + read``), from the file (DNG ``NoiseProfile``), or None.
         extra: free-form metadata (camera make/model, exposure, reader details...).
     """
 
@@ -46,6 +48,7 @@ class RawImage:
     orientation: int = 0
     path: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    noise_profile: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         self.cfa = check_pattern(self.cfa)
@@ -71,6 +74,12 @@ class RawImage:
                 setattr(self, name, mat)
         if self.path is not None:
             self.path = Path(self.path)
+        if self.noise_profile is not None:
+            n = np.asarray(self.noise_profile, dtype=np.float64).reshape(-1)
+            if n.size != 2 or not np.all(np.isfinite(n)) or np.any(n < 0):
+                raise InvalidInputError(f"noise profile must be 2 finite variances >= 0 (shot, "
+                                        f"read), got {self.noise_profile}", self.path)
+            self.noise_profile = (float(n[0]), float(n[1]))
 
     @property
     def height(self) -> int:
@@ -110,5 +119,7 @@ class RawImage:
             "xyz_to_camera": mat(self.xyz_to_camera),
             "camera_to_srgb": mat(self.camera_to_srgb),
             "orientation": self.orientation,
+            "noise_profile": None if self.noise_profile is None else
+            [float(f"{v:.6g}") for v in self.noise_profile],
             **{k: v for k, v in self.extra.items()},
         }

@@ -115,6 +115,25 @@ def read(
         raise RawReadError(exc.reason, p) from exc
 
 
+def dng_noise_profile(path: Path) -> tuple[float, float] | None:
+    """The DNG ``NoiseProfile`` tag (51041) as one ``(shot, read)`` pair (the mean over the
+    CFA planes when it gives one pair per plane), or None: a header read, no pixels."""
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            pages = [tif.pages[0], *(getattr(tif.pages[0], "pages", None) or [])]
+            for page in pages:
+                tag = page.tags.get(51041)
+                if tag is not None:
+                    v = np.asarray(tag.value, dtype=np.float64).reshape(-1, 2)
+                    if v.size and np.all(np.isfinite(v)) and np.all(v >= 0):
+                        return float(v[:, 0].mean()), float(v[:, 1].mean())
+    except Exception:  # a DNG LibRaw reads but tifffile does not: no profile
+        return None
+    return None
+
+
 def _is_dng(path: Path) -> bool:
     if path.suffix.lower() not in (".tif", ".tiff"):
         return False
@@ -212,7 +231,7 @@ def _from_rawpy(r, path, cfa, black_level, white_level, bit_depth, wb_gains) -> 
         "margins": [int(r.sizes.top_margin), int(r.sizes.left_margin)],
         "daylight_wb": [float(v) for v in r.daylight_whitebalance[:3]],
     }
-    return _finish(
+    image = _finish(
         data, path, file_cfa=pattern, file_black=blacks, file_white=white,
         file_bits=max(1, math.ceil(math.log2(white + 1))), file_wb=gains,
         xyz_to_camera=xyz_to_camera, camera_to_srgb=camera_to_srgb,
@@ -220,6 +239,9 @@ def _from_rawpy(r, path, cfa, black_level, white_level, bit_depth, wb_gains) -> 
         cfa=cfa, black_level=black_level, white_level=white_level, bit_depth=bit_depth,
         wb_gains=wb_gains,
     )
+    if path.suffix.lower() == ".dng" or _is_dng(path):
+        image.noise_profile = dng_noise_profile(path)
+    return image
 
 
 # ---------------------------------------------------------------- headerless

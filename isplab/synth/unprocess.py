@@ -410,8 +410,11 @@ def _pack_per_image(m: torch.Tensor, cfas: list[str]) -> torch.Tensor:
     return torch.cat([pack(m[i:i + 1], c) for i, c in enumerate(cfas)])
 
 
-def _demosaic_per_image(m: torch.Tensor, cfas: list[str],
-                        method: str = "bilinear") -> torch.Tensor:
+def _demosaic_per_image(m: torch.Tensor, cfas: list[str], method: Any = "bilinear",
+                        gains: torch.Tensor | None = None, noise: Any = None) -> torch.Tensor:
+    if callable(method):  # a learned stage: demosaicker(mosaic, cfa, gains, noise)
+        return torch.cat([method(m[i:i + 1], c, None if gains is None else gains[i], noise)
+                          for i, c in enumerate(cfas)])
     if method == "bilinear":
         if len(set(cfas)) == 1:
             return demosaic_bilinear(m, cfas[0])
@@ -429,7 +432,8 @@ def process(
     brooks: bool = False,
     gamma: str | None = None,
     tone: bool | None = None,
-    demosaic: str = "bilinear",
+    demosaic: Any = "bilinear",
+    noise: Any = None,
 ) -> torch.Tensor:
     """The forward pipeline matching :func:`unprocess`: linear camera raw -> sRGB.
 
@@ -452,7 +456,10 @@ def process(
         tone: apply the smoothstep tone curve; default ``not brooks``.
         demosaic: the demosaicing algorithm (:data:`isplab.classic.DEMOSAIC_METHODS`);
             bilinear as in Brooks et al. (the classical baseline of ``isplab evaluate``
-            uses the others too).
+            uses the others too); or a learned stage called as ``demosaic(mosaic, cfa,
+            gains, noise)`` on the white-balanced mosaic (the hybrid ISP's
+            :class:`isplab.infer.hybrid.LearnedDemosaic`).
+        noise: the raw's noise profile (``shot``/``read``), handed to a learned stage.
 
     Returns:
         sRGB ``3 x H x W`` / ``N x 3 x H x W`` in [0, 1].
@@ -475,11 +482,11 @@ def process(
     if c == 4:
         x = apply_white_balance(x, gains).clamp(0.0, 1.0)
         x = _demosaic_per_image(torch.cat([unpack(x[i:i + 1], cf) for i, cf in enumerate(cfas)]),
-                                cfas, demosaic)
+                                cfas, demosaic, gains, noise)
     elif c == 1:
         x = torch.cat([apply_white_balance(x[i:i + 1], gains[i:i + 1], cfa=cf)
                        for i, cf in enumerate(cfas)]).clamp(0.0, 1.0)
-        x = _demosaic_per_image(x, cfas, demosaic)
+        x = _demosaic_per_image(x, cfas, demosaic, gains, noise)
     else:
         x = apply_white_balance(x, gains).clamp(0.0, 1.0)
     x = apply_color_matrix(x, _stack([p.cam_to_rgb for p in plist], x)).clamp(0.0, 1.0)

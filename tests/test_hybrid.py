@@ -1,0 +1,153 @@
+"""The hybrid ISP: noise profiles (file, estimate, user) and the learned demosaic stage inside
+the classical pipeline (any CFA, white balance, develop CLI)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from isplab.classic import ClassicISP
+from isplab.classic.noise_profile import NoiseProfile, estimate_noise_profile, noise_profile_of
+from isplab.cli import app
+from isplab.errors import InvalidInputError
+from isplab.infer.hybrid import LearnedDemosaic
+from isplab.io import read_image
+from isplab.models import create_model, save_weights
+from isplab.raw import RawImage, read
+from isplab.raw.cfa import mosaic
+from isplab.raw.dng import write_dng
+
+from .conftest import DATA, need
+
+runner = CliRunner()
+
+
+def _scene(h: int = 64, w: int = 96, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    base = torch.rand(1, 3, h // 8, w // 8, generator=g)
+    return torch.nn.functional.interpolate(base, size=(h, w), mode="bilinear",
+                                           align_corners=False).clamp(0.05, 0.95)
+
+
+def test_dng_noise_profile_round_trips_and_wins_over_the_estimate(tmp_path):
+    m = mosaic(_scene(), "RGGB")[0, 0].numpy()
+    raw = RawImage(m, cfa="RGGB", white_level=4095, wb_gains=(2.0, 1.0, 1.5),
+                   noise_profile=(0.002, 3e-5))
+    path = write_dng(tmp_path / "n.dng", raw)
+    back = read(path)
+    assert back.noise_profile == pytest.approx((0.002, 3e-5), rel=1e-6)
+    p = noise_profile_of(back)
+    assert (p.shot, p.read, p.source) == (pytest.approx(0.002), pytest.approx(3e-5), "file")
+    assert noise_profile_of(back, user=(0.01, 0.0)).source == "user"
+    res = runner.invoke(app, ["info", str(path), "--json"])
+    assert json.loads(res.output)["noise_profile"]["source"] == "file"
+
+
+def test_noise_profile_estimate_recovers_a_known_profile():
+    need(DATA / "kodak24")
+    from isplab.synth.noise import add_noise
+    from isplab.synth.unprocess import unprocess
+
+    img = read_image(DATA / "kodak24" / "kodim03.png")[0]
+    raw, _ = unprocess(img, generator=0, packed=True)
+    for shot, read_var in ((4e-3, 3e-5), (1.2e-2, 2e-4)):
+        noisy = add_noise(raw, shot, read_var, 1).clamp(0, 1)
+        p = estimate_noise_profile(noisy.numpy())
+        assert p.source == "estimated"
+        for x in (0.05, 0.2, 0.5):  # the noise std within 20 % where it matters
+            want = np.sqrt(shot * x + read_var)
+            assert p.std_at(x) == pytest.approx(want, rel=0.2)
+    with pytest.raises(InvalidInputError, match="too few"):
+        estimate_noise_profile(np.ones((4, 8, 8), dtype=np.float32))  # all clipped
+    with pytest.raises(InvalidInputError):
+        NoiseProfile(float("nan"), 0.0)
+
+
+def _zero_jdd(tmp_path):
+    """An untrained jdd_net: its zero head makes it the bilinear demosaic exactly."""
+    return save_weights(create_model("jdd_net", widths=(8, 8, 8)), tmp_path / "jdd.safetensors")
+
+
+@pytest.mark.parametrize("cfa", ["RGGB", "BGGR", "GRBG", "GBRG"])
+def test_learned_stage_keeps_the_bayer_phase_of_every_cfa(cfa):
+    """An untrained jdd_net equals the classical bilinear demosaic on every pattern, odd
+    sizes included (the mosaic is mirrored to the RGGB phase and cropped back)."""
+    stage = LearnedDemosaic(create_model("jdd_net", widths=(8, 8, 8)), device="cpu")
+    rgb = _scene(38, 51)
+    m = mosaic(rgb, cfa)
+    from isplab.classic import demosaic
+
+    want = demosaic(m, cfa, "bilinear")
+    got = stage(m, cfa, None, None)
+    assert got.shape == want.shape
+    assert torch.allclose(got[..., 2:-2, 2:-2], want[..., 2:-2, 2:-2], atol=1e-5)
+
+
+def test_hybrid_develop_equals_classic_with_an_untrained_stage(tmp_path):
+    w = _zero_jdd(tmp_path)
+    m = mosaic(_scene(), "GRBG")[0, 0].numpy() * 0.6
+    raw = RawImage(m, cfa="GRBG", white_level=1.0, wb_gains=(1.8, 1.0, 1.4),
+                   camera_to_srgb=np.eye(3))
+    from isplab.infer.hybrid import hybrid_isp
+
+    hybrid = hybrid_isp(w, device="cpu", noise=(0.0, 0.0)).develop(raw)
+    classic = ClassicISP().develop(raw)
+    assert hybrid.shape == classic.shape
+    assert float((hybrid - classic)[..., 2:-2, 2:-2].abs().max()) < 1e-4
+    with pytest.raises(InvalidInputError, match="not a demosaic"):
+        LearnedDemosaic(create_model("microisp"))
+
+
+def test_the_noise_map_follows_the_gains_and_profile():
+    """The stage hands jdd_net std = sqrt(g shot y + g^2 read) next to the balanced raw."""
+    seen = {}
+
+    class Spy(torch.nn.Module):
+        isplab_name = "jdd_net"
+
+        def forward(self, x):
+            seen["x"] = x.clone()
+            return torch.zeros(1, 3, 2 * x.shape[-2], 2 * x.shape[-1])
+
+    stage = LearnedDemosaic(Spy(), device="cpu", tile=10**6)
+    m = torch.full((1, 1, 8, 8), 0.5)
+    stage(m, "RGGB", (2.0, 1.0, 1.5), NoiseProfile(0.01, 1e-4))
+    x = seen["x"]
+    g = torch.tensor([2.0, 1.0, 1.0, 1.5])
+    want = torch.sqrt(g * 0.01 * 0.5 + g * g * 1e-4)
+    assert torch.allclose(x[0, 4:, 0, 0], want)
+    assert torch.allclose(x[0, :4], torch.full_like(x[0, :4], 0.5))
+
+
+def test_develop_cli_learned_and_demosaic_learned(tmp_path):
+    w = _zero_jdd(tmp_path)
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["develop", "--sample", "-o", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    sample = out / "isplab_sample_astronaut.dng"
+    for args, sub in ((["--isp", "learned"], "a"), (["--demosaic", "learned"], "b")):
+        res = runner.invoke(app, ["develop", str(sample), "-o", str(tmp_path / sub),
+                                  "--weights", str(w), "--noise", "0.001,0.00001", *args, "-q"])
+        assert res.exit_code == 0, res.output
+    a = read_image(tmp_path / "a" / "isplab_sample_astronaut.png")
+    b = read_image(tmp_path / "b" / "isplab_sample_astronaut.png")
+    c = read_image(out / "isplab_sample_astronaut.png")
+    assert torch.equal(a, b)
+    assert float((a - c).abs().max()) <= 2 / 255  # untrained stage = bilinear classic
+    res = runner.invoke(app, ["develop", str(sample), "-o", str(tmp_path / "c"), "--isp",
+                              "learned", "--weights", str(w), "--noise", "nan,1"])
+    assert res.exit_code == 2
+
+
+def test_hybrid_develops_the_real_dng(tmp_path):
+    need(DATA / "raw_dng_canon550d_colorchart")
+    w = _zero_jdd(tmp_path)
+    res = runner.invoke(app, ["develop", str(DATA / "raw_dng_canon550d_colorchart" /
+                                             "colorchart.dng"), "-o", str(tmp_path / "o"),
+                              "--isp", "learned", "--weights", str(w), "-q"])
+    assert res.exit_code == 0, res.output
+    assert read_image(tmp_path / "o" / "colorchart.png").shape == (1, 3, 1156, 1734)

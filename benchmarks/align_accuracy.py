@@ -93,7 +93,7 @@ def synthetic_table(names: list[tuple[str, Path]]) -> None:
     print("| **all** | | | | " + " | ".join(cells) + " | |")
 
 
-#: one change at a time from the defaults of align_pair
+#: one change at a time from the defaults of align_pair (fields of AlignOptions)
 ABLATIONS = [
     ("defaults", {}),
     ("DIS stops at half the preview (flow_finest_scale=1)", {"flow_finest_scale": 1}),

@@ -1,4 +1,5 @@
-"""Data-loading speed: 256x256 training pairs per second through ``make_loader``.
+"""Data-loading speed: 256x256 training pairs per second through ``train_loader``, the loader
+the trainer runs (``isplab.data.patches.train_loader``).
 
 Datasets (photos: wikipedia_photos49 + cbsd68 from ../shared/data, the training corpus):
 
@@ -7,11 +8,11 @@ Datasets (photos: wikipedia_photos49 + cbsd68 from ../shared/data, the training 
 - ``paired (isplab)``: PairedRawRGBDataset over pairs written by ``synthesize_dataset`` to a
   temporary folder (whole 256x256 pairs, packed 16-bit PNG raw + 16-bit PNG target).
 
-For each, with 0, 1 and 2 workers (batch 16): ``cold`` = the first epoch from a fresh loader
-(worker start-up and the first decode of every photo included), ``warm`` = the next epoch
-(persistent workers, decoded photos in their LRU cache), and one row with ``cache=True``
-(photos decoded up front in the parent; that time is printed apart). The goal is >= 200
-patches/s on 2 cores for the synthetic pairs.
+For each, with 0, 1 and 2 workers (batch 16): ``cold`` = the first ``patches`` from a fresh
+loader (worker start-up and the first decode of photos included), ``warm`` = the next
+``patches`` of the same stream (workers running, decoded photos in their LRU cache), and
+one row with ``cache=True`` (photos decoded up front in the parent; that time is printed
+apart). The goal is >= 200 patches/s on 2 cores for the synthetic pairs.
 
     python benchmarks/data_speed.py [--patches 320] [--batch 16] [--workers 0 1 2]
 """
@@ -34,32 +35,29 @@ from isplab.data.datasets import (
     SyntheticRawDataset,
     list_images,
 )
-from isplab.data.patches import make_loader, set_epoch
+from isplab.data.patches import train_loader
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 FOLDERS = [DATA / "wikipedia_photos49", DATA / "cbsd68"]
 GOAL = 200.0
 
 
-def run_epoch(loader, epoch: int, n_batches: int) -> float:
-    """Patches per second of ``n_batches`` batches of ``epoch`` (loader start included)."""
-    set_epoch(loader, epoch)
+def run_batches(batches, n_batches: int) -> float:
+    """Patches per second of the next ``n_batches`` batches of a loader's stream."""
     t0 = time.perf_counter()
     count = 0
-    for i, batch in enumerate(loader):
-        count += batch["target"].shape[0]
-        if i + 1 >= n_batches:
-            break
+    for _ in range(n_batches):
+        count += next(batches)["target"].shape[0]
     return count / (time.perf_counter() - t0)
 
 
 def measure(make_dataset, workers: int, batch: int, patches: int) -> tuple[float, float]:
     ds = make_dataset()
-    loader = make_loader(ds, batch_size=batch, workers=workers, seed=0)
+    batches = iter(train_loader(ds, batch, workers=workers, seed=0))
     n = patches // batch
-    cold = run_epoch(loader, 0, n)
-    warm = run_epoch(loader, 1, n)
-    del loader
+    cold = run_batches(batches, n)
+    warm = run_batches(batches, n)
+    del batches
     return cold, warm
 
 

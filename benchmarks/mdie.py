@@ -9,7 +9,7 @@ Decomposition (held-out Kodak24 photos, longer side ``--size``; never seen in tr
   pixels the re-lighting did not clip, for ``intrinsic_net``, LIME-style and multi-scale
   Retinex;
 - where the degradations live: mean ``|change|`` of log albedo and log shading when the same
-  photos get one random degradation of each domain (``isplab.enhance.domains.degrade``),
+  photos get one random degradation of each domain (``isplab.synth.degrade.degrade``),
   the evidence for the translator's routing (``isplab.enhance.mdie.parse_routing``).
 
 Translation (real pairs, evaluation only; centre crops of ``--crop`` pixels):
@@ -37,12 +37,13 @@ import torch
 import torch.nn.functional as F
 
 from isplab.classic import denoise, gray_world_gains, srgb_gamma, srgb_to_linear
+from isplab.data.domains import city100_pairs, intel_tau_samples, sidd_pairs
 from isplab.enhance import intrinsic as I
-from isplab.enhance.domains import DOMAINS, city100_pairs, degrade, intel_tau_samples, sidd_pairs
 from isplab.enhance.mdie import load_mdie, shading_to_image
 from isplab.io import read_image, to_uint
 from isplab.metrics import angular_error, psnr, ssim
 from isplab.models import load_model
+from isplab.synth.degrade import DOMAINS, degrade
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -11,36 +11,103 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from isplab.errors import InvalidInputError, IsplabError
+from isplab.formats import OUTPUT_FORMATS  # noqa: F401  (re-exported)
 
-OUTPUT_FORMATS = {"png": ".png", "tiff": ".tiff", "jpg": ".jpg"}
+if TYPE_CHECKING:  # torch is imported where a tensor is made: the classic path stays light
+    import torch
 
 
 def atomic_write(path: str | Path, write: Callable[[str], None], overwrite: bool = False) -> Path:
-    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it onto
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then move it onto
     ``path``: a failure or an interruption never leaves a half-written file, and an existing
-    file is only replaced when ``overwrite`` (else FileExistsError). The temporary file keeps
-    ``path``'s suffix (some writers choose the format by it)."""
+    file is only replaced when ``overwrite`` (else FileExistsError).
+
+    Without ``overwrite`` the finished file is *linked* into place, which fails if ``path``
+    appeared meanwhile (a concurrent run): the no-overwrite rule holds at the moment of the
+    rename, not only when it was checked. The temporary file is hidden, keeps ``path``'s
+    suffix (some writers choose the format by it) and carries this process's id
+    (``.<stem>.isplab-<pid>.*``) so a later run can remove it if this one is killed."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists (use --overwrite to replace it)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.isplab-{os.getpid()}.", suffix=path.suffix,
+                               dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)  # fails with FileExistsError if a concurrent run won
+            except FileExistsError:
+                raise FileExistsError(f"{path} exists (written meanwhile by another run)") \
+                    from None
+            except OSError:  # a filesystem without hard links: check, then rename
+                if path.exists():
+                    raise FileExistsError(f"{path} exists (use --overwrite to replace it)") \
+                        from None
+                os.replace(tmp, path)
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
     return path
+
+
+#: how isplab signs the images it writes (PNG tEXt / TIFF Software / JPEG comment), so that
+#: ``--overwrite`` replaces its own outputs only
+SOFTWARE = "isplab"
+_PNG_MARK = b"tEXtSoftware\x00" + SOFTWARE.encode()
+_JPEG_MARK = b"\xff\xfe" + (len(SOFTWARE) + 2).to_bytes(2, "big") + SOFTWARE.encode()
+
+
+def _mark(path: Path, suffix: str) -> None:
+    """Sign a PNG (a tEXt chunk after IHDR) or JPEG (a COM segment after SOI) in place."""
+    import zlib
+
+    data = path.read_bytes()
+    if suffix == ".png" and data[12:16] == b"IHDR":
+        body = _PNG_MARK[4:]
+        chunk = (len(body).to_bytes(4, "big") + _PNG_MARK
+                 + zlib.crc32(_PNG_MARK).to_bytes(4, "big"))
+        data = data[:33] + chunk + data[33:]  # 8 signature + 25 IHDR
+    elif suffix in (".jpg", ".jpeg") and data[:2] == b"\xff\xd8":
+        data = data[:2] + _JPEG_MARK + data[2:]
+    else:
+        return
+    path.write_bytes(data)
+
+
+def written_by_isplab(path: str | Path) -> bool:
+    """True when ``path`` is an image isplab wrote (its signature, :data:`SOFTWARE`)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    if head[:8] == b"\x89PNG\r\n\x1a\n":
+        return _PNG_MARK in head
+    if head[:2] == b"\xff\xd8":
+        return head[2:2 + len(_JPEG_MARK)] == _JPEG_MARK
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        import tifffile
+
+        try:
+            with tifffile.TiffFile(path) as tif:
+                tag = tif.pages[0].tags.get(305)
+                return tag is not None and str(tag.value) == SOFTWARE
+        except Exception:
+            return False
+    return False
 
 
 def to_uint(image: torch.Tensor, bits: int = 8) -> np.ndarray:
@@ -79,17 +146,26 @@ def write_image(
         raise InvalidInputError(f"unsupported output format {suffix!r} (png, tiff, jpg)")
     if suffix in (".jpg", ".jpeg") and bits != 8:
         raise InvalidInputError("JPEG is 8-bit only: use png or tiff for 16-bit output")
-    arr = to_uint(image, bits) if isinstance(image, torch.Tensor) else np.asarray(image)
+    arr = np.asarray(image) if isinstance(image, np.ndarray) else to_uint(image, bits)
 
     def _write(tmp: str) -> None:
         if suffix in (".tif", ".tiff"):
             import tifffile
 
-            tifffile.imwrite(tmp, arr, photometric="rgb", metadata=None)
+            tifffile.imwrite(tmp, arr, photometric="rgb", metadata=None, software=SOFTWARE)
         else:
             params = [cv2.IMWRITE_JPEG_QUALITY, quality] if suffix in (".jpg", ".jpeg") else []
+            side = max(arr.shape[:2])
+            if suffix in (".jpg", ".jpeg") and side > 65535:
+                raise IsplabError(f"JPEG holds at most 65,535 pixels per side, this image "
+                                  f"has {side}: use --format png or tiff", path)
+            if side >= 1 << 20:
+                raise IsplabError(f"OpenCV writes PNG/JPEG up to 1,048,575 pixels per side, "
+                                  f"this image has {side}: use --format tiff", path)
             if not cv2.imwrite(tmp, np.ascontiguousarray(arr[..., ::-1]), params):
-                raise IsplabError("OpenCV could not write the image", path)
+                raise IsplabError(f"OpenCV could not write the {arr.shape[1]}x{arr.shape[0]} "
+                                  f"{arr.dtype} image as {suffix}", path)
+            _mark(Path(tmp), suffix)
 
     return atomic_write(path, _write, overwrite)
 
@@ -125,5 +201,7 @@ def read_image(path: str | Path) -> torch.Tensor:
         scale = 1.0
     else:
         raise IsplabError(f"unsupported image dtype {arr.dtype}", path)
+    import torch
+
     t = torch.from_numpy(np.ascontiguousarray(arr).astype(np.float32) / scale)
     return t.permute(2, 0, 1)[None].contiguous()

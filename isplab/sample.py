@@ -21,6 +21,8 @@ from isplab.raw.dng import write_dng
 from isplab.raw.image import RawImage
 
 SAMPLE_NAME = "isplab_sample_astronaut.dng"
+#: the DNG's UniqueCameraModel tag ("<make> <model>")
+SAMPLE_MODEL = "isplab sample (astronaut)"
 
 #: Canon EOS 5D Mark II XYZ (D65) -> camera matrix, from dcraw's adobe_coeff table (x 1e-4).
 XYZ_TO_CAMERA_5D2 = np.array(
@@ -65,9 +67,30 @@ def make_sample_raw(seed: int = 0, black: int = 256, white: int = 4095,
     )
 
 
-def write_sample(directory: str | Path) -> Path:
-    """Write the sample DNG into ``directory`` (reused if already there) and return its path."""
+def is_sample(path: str | Path) -> bool:
+    """True when ``path`` is a DNG written by :func:`write_sample` (its camera-model tag;
+    reads the header only)."""
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            tag = tif.pages[0].tags.get(50708)  # UniqueCameraModel
+            return tag is not None and str(tag.value) == SAMPLE_MODEL
+    except Exception:
+        return False
+
+
+def write_sample(directory: str | Path) -> tuple[Path, bool]:
+    """Write the sample DNG into ``directory``; returns ``(path, written)``: an existing
+    sample is reused (``written`` False). A different file of that name is never developed or
+    replaced: InvalidInputError names it."""
+    from isplab.errors import InvalidInputError
+
     path = Path(directory) / SAMPLE_NAME
-    if not path.exists():
-        write_dng(path, make_sample_raw(), make="isplab", model="sample (astronaut)")
-    return path
+    if path.exists():
+        if not is_sample(path):
+            raise InvalidInputError("exists and is not isplab's sample raw: not developed "
+                                    "(move it away, or use another output folder)", path)
+        return path, False
+    write_dng(path, make_sample_raw(), make="isplab", model=SAMPLE_MODEL.split(" ", 1)[1])
+    return path, True

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from isplab.cli import app
 from isplab.data.align import (
     AlignmentError,
+    AlignOptions,
     align_dataset,
     align_pair,
     match_histogram,
@@ -266,3 +267,19 @@ def test_match_histogram_and_pairing(tmp_path):
         pair_files(ps, rs, "size")
     with pytest.raises(InvalidInputError, match="patch"):
         align_pair(RawImage(np.zeros((64, 64), np.float32)), np.zeros((64, 64, 3)), 15)
+
+
+def test_align_options_and_overrides():
+    opts = AlignOptions(patch=256, sift_size=800)
+    assert AlignOptions.resolve(opts, {"use_ecc": False}) == \
+        AlignOptions(patch=256, sift_size=800, use_ecc=False)
+    assert AlignOptions.resolve(256).patch == 256 and AlignOptions.resolve().patch == 448
+    assert AlignOptions(patch=64).grid_step == 64
+    assert AlignOptions(patch=64, stride=32).grid_step == 32
+    with pytest.raises(InvalidInputError, match="stride"):
+        AlignOptions(patch=64, stride=3)
+    raw = RawImage(np.zeros((64, 64), np.float32))
+    with pytest.raises(InvalidInputError, match="patch"):
+        align_pair(raw, np.zeros((64, 64, 3)), opts, patch=15)
+    with pytest.raises(TypeError, match="bogus"):
+        align_pair(raw, np.zeros((64, 64, 3)), bogus=1)

@@ -64,15 +64,26 @@ def test_jpeg_16bit_refused(tmp_path, sample_dng):
 
 
 def test_existing_output_kept_unless_overwrite(tmp_path, sample_dng):
+    """Re-running into a folder skips existing outputs (exit 0, issue 20.8); --overwrite
+    replaces only images isplab wrote, never a file it did not (issue 21.5)."""
     out = tmp_path / "sample.png"
     out.write_bytes(b"keep me")
     r = run("develop", sample_dng, "-o", tmp_path)
-    assert r.exit_code == 1
-    assert "exists (use --overwrite" in r.output
+    assert r.exit_code == 0, r.output
+    assert "skipped" in r.output and "--overwrite" in r.output
     assert out.read_bytes() == b"keep me"
     r = run("develop", sample_dng, "-o", tmp_path, "--overwrite")
+    assert r.exit_code == 1
+    assert "was not written by isplab" in r.output
+    assert out.read_bytes() == b"keep me"
+    out.unlink()
+    assert run("develop", sample_dng, "-o", tmp_path).exit_code == 0
+    first = out.stat().st_mtime_ns
+    r = run("develop", sample_dng, "-o", tmp_path)  # again: skipped, untouched
+    assert r.exit_code == 0 and "1 skipped" in r.output and out.stat().st_mtime_ns == first
+    r = run("develop", sample_dng, "-o", tmp_path, "--overwrite", "--output-bps", "16")
     assert r.exit_code == 0, r.output
-    assert cv2.imread(str(out)).shape == (512, 512, 3)
+    assert cv2.imread(str(out), cv2.IMREAD_UNCHANGED).dtype == np.uint16  # replaced
 
 
 def test_output_never_replaces_an_input(tmp_path):

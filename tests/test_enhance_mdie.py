@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from isplab.classic import srgb_gamma, srgb_to_linear
-from isplab.enhance import domains
+from isplab.data import domains
 from isplab.enhance import intrinsic as I
 from isplab.enhance.mdie import (
     MDIE,
@@ -25,6 +25,7 @@ from isplab.enhance.mdie import (
 )
 from isplab.errors import InvalidInputError
 from isplab.io import read_image, write_image
+from isplab.losses import intrinsic as IL
 from isplab.models import create_model, model_info, save_weights
 from isplab.train import Trainer, load_recipe
 from tests.conftest import DATA, ROOT, need
@@ -41,22 +42,22 @@ def photo(h=48, w=64, seed=0) -> torch.Tensor:
 
 def test_synthetic_shading_is_smooth_positive_and_seeded():
     g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
-    s1 = I.synthetic_shading(2, 40, 56, g1)
-    s2 = I.synthetic_shading(2, 40, 56, g2)
+    s1 = IL.synthetic_shading(2, 40, 56, g1)
+    s2 = IL.synthetic_shading(2, 40, 56, g2)
     assert s1.shape == (2, 1, 40, 56) and torch.equal(s1, s2) and (s1 > 0).all()
     # smooth: neighbouring pixels differ by far less than the field's spread
     assert (s1[..., 1:] / s1[..., :-1]).log().abs().max() < 0.2
-    tinted = I.synthetic_shading(1, 8, 8, torch.Generator().manual_seed(0), tint=0.3)
+    tinted = IL.synthetic_shading(1, 8, 8, torch.Generator().manual_seed(0), tint=0.3)
     assert tinted.shape == (1, 3, 8, 8)
     with pytest.raises(InvalidInputError, match="shading"):
-        I.synthetic_shading(1, 8, 8, g1, gain_range=(0, 1))
+        IL.synthetic_shading(1, 8, 8, g1, gain_range=(0, 1))
 
 
 def test_reshade_marks_clipped_pixels():
     x = torch.full((1, 3, 4, 4), 0.8)
     s = torch.ones(1, 1, 4, 4)
     s[..., :2] = 3.0  # 0.8 sRGB is ~0.6 linear: x3 clips
-    relit, valid = I.reshade(x, s)
+    relit, valid = IL.reshade(x, s)
     assert torch.allclose(relit[..., 2:], x[..., 2:], atol=1e-5)
     assert (relit[..., :2] > 1 - 1e-6).all() and valid[..., :2].sum() == 0 and valid[..., 2:].all()
 
@@ -65,10 +66,10 @@ def test_losses_vanish_for_an_exact_decomposition():
     lin = srgb_to_linear(photo())
     a = (lin / 0.5).clamp(max=1)
     s = torch.full_like(lin[:, :1], 0.5)
-    assert float(I.reconstruction_loss(a, s, a * s)) == 0.0
-    assert float(I.albedo_consistency_loss(a, a)) == 0.0
-    assert float(I.log_shading_prior(torch.ones_like(s))) == 0.0
-    assert float(I.log_shading_prior(s)) == pytest.approx(np.log(0.5) ** 2, rel=1e-5)
+    assert float(IL.reconstruction_loss(a, s, a * s)) == 0.0
+    assert float(IL.albedo_consistency_loss(a, a)) == 0.0
+    assert float(IL.log_shading_prior(torch.ones_like(s))) == 0.0
+    assert float(IL.log_shading_prior(s)) == pytest.approx(np.log(0.5) ** 2, rel=1e-5)
     # smoothness: a flat shading costs nothing, an edge in the shading where the albedo is
     # flat costs more than the same edge where the albedo has one
     flat_a = torch.full((1, 3, 8, 8), 0.5)
@@ -76,19 +77,19 @@ def test_losses_vanish_for_an_exact_decomposition():
     edge_a[..., 4:] = 0.1
     edge_s = torch.ones(1, 1, 8, 8)
     edge_s[..., 4:] = 2.0
-    assert float(I.edge_aware_smoothness(torch.ones(1, 1, 8, 8), flat_a)) == 0.0
-    assert float(I.edge_aware_smoothness(edge_s, flat_a)) > \
-        float(I.edge_aware_smoothness(edge_s, edge_a))
+    assert float(IL.edge_aware_smoothness(torch.ones(1, 1, 8, 8), flat_a)) == 0.0
+    assert float(IL.edge_aware_smoothness(edge_s, flat_a)) > \
+        float(IL.edge_aware_smoothness(edge_s, edge_a))
 
 
 def test_scale_invariant_error_ignores_scale():
     a = photo()
-    assert torch.allclose(I.scale_invariant_error(3.0 * a, a), torch.zeros(1), atol=1e-10)
+    assert torch.allclose(IL.scale_invariant_error(3.0 * a, a), torch.zeros(1), atol=1e-10)
     b = a.clone()
     b[..., :8] = 0
-    assert float(I.scale_invariant_error(b, a)) > 1e-4
+    assert float(IL.scale_invariant_error(b, a)) > 1e-4
     with pytest.raises(InvalidInputError, match="shapes differ"):
-        I.scale_invariant_error(a, a[..., :10])
+        IL.scale_invariant_error(a, a[..., :10])
 
 
 @pytest.mark.parametrize("method", [I.lime_decompose, I.multiscale_retinex])
@@ -103,13 +104,13 @@ def test_classical_decompositions_reconstruct(method):
 
 def test_decomposition_losses_terms_and_gradients():
     net = create_model("intrinsic_net", widths=[8, 16])
-    terms = I.decomposition_losses(net, photo(32, 32), torch.Generator().manual_seed(0))
-    assert set(terms) == {*I.LOSS_WEIGHTS, "total"}
+    terms = IL.decomposition_losses(net, photo(32, 32), torch.Generator().manual_seed(0))
+    assert set(terms) == {*IL.LOSS_WEIGHTS, "total"}
     terms["total"].backward()
     grads = [p.grad for p in net.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     with pytest.raises(InvalidInputError, match="unknown intrinsic loss"):
-        I.decomposition_losses(net, photo(32, 32), torch.Generator(), {"bogus": 1.0})
+        IL.decomposition_losses(net, photo(32, 32), torch.Generator(), {"bogus": 1.0})
 
 
 def test_intrinsic_net_contract_and_onnx():
@@ -173,7 +174,7 @@ def test_intrinsic_objective_learns_to_reconstruct(tmp_path):
     after = float(decomposition_psnr(trained, x))
     assert after > before + 5, (before, after)
     log = (tmp_path / "run" / "train_log.csv").read_text().splitlines()
-    assert log[0].split(",")[4:4 + len(I.LOSS_WEIGHTS)] == list(I.LOSS_WEIGHTS)
+    assert log[0].split(",")[4:4 + len(IL.LOSS_WEIGHTS)] == list(IL.LOSS_WEIGHTS)
 
 
 def test_intrinsic_objective_resumes_exactly(tmp_path):

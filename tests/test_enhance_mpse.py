@@ -326,12 +326,19 @@ def test_cli_post_only_bad_file_skipped_no_overwrite(photos, tmp_path):
     assert "phase 1 skipped" in r.output
     assert (out / "p003.png").is_file() and not (out / "broken.png").exists()
     assert read_image(out / "p003.png").shape == (1, 3, 40, 60)
-    r = _run([photos / "p003.png", "-o", out, "--post", "he"])
-    assert r.exit_code == 1 and "exists (use --overwrite" in r.output
+    r = _run([photos / "p003.png", "-o", out, "--post", "he"])  # exists: skipped (exit 0)
+    assert r.exit_code == 0 and "skipped" in r.output and "--overwrite" in r.output
     r = _run([photos / "p003.png", "-o", out, "--post", "he", "--overwrite"])
     assert r.exit_code == 0, r.output
     r = _run([photos / "p003.png", "-o", photos, "--post", "he", "--overwrite"])
     assert r.exit_code == 1 and "would replace an input file" in r.output
+
+
+def test_cli_without_any_step_refuses(photos, tmp_path):
+    """Issue 20.10: no model, no reference, no post-processing would copy the photo."""
+    r = _run([photos / "p003.png", "-o", tmp_path / "o"])
+    assert r.exit_code == 2 and "nothing to do" in _flat(r.output)
+    assert not (tmp_path / "o").exists()
 
 
 def test_cli_style_needs_vgg_file(photos, tmp_path, no_vgg_weights):

@@ -450,7 +450,7 @@ def test_l1_gamma_judges_linear_values_as_displayed():
     step = 0.005
     # the same linear error weighs more in the shadows (the gamma's slope)
     assert float(l1_gamma(dark + step, dark)) > 5 * float(l1_gamma(bright + step, bright))
-    want = (0.811 ** (1 / 2.2) - 0.011 ** (1 / 2.2))
+    want = 0.811 ** (1 / 2.2) - 0.011 ** (1 / 2.2)
     assert float(l1_gamma(bright, dark)) == pytest.approx(want, rel=1e-5)
     assert float(l1_gamma(-dark, torch.zeros_like(dark))) == 0  # negatives count as 0
     with pytest.raises(InvalidInputError):
@@ -459,9 +459,9 @@ def test_l1_gamma_judges_linear_values_as_displayed():
 
 def test_registry():
     names = set(L.list_losses())
-    assert names == {"l1", "l1_gamma", "mse", "charbonnier", "ssim_loss", "ms_ssim_loss", "perceptual",
-                     "lab_loss", "lab_vgg", "color_loss", "tv_loss", "gram_style_loss", "gan",
-                     "lsgan", "hinge", "wgan", "cycle_loss"}
+    assert names == {"l1", "l1_gamma", "mse", "charbonnier", "ssim_loss", "ms_ssim_loss",
+                     "perceptual", "lab_loss", "lab_vgg", "color_loss", "tv_loss",
+                     "gram_style_loss", "gan", "lsgan", "hinge", "wgan", "cycle_loss"}
     with pytest.raises(InvalidInputError, match="unknown loss"):
         L.create_loss("ssim")
     with pytest.raises(InvalidInputError, match="bad options|unexpected"):

@@ -8,12 +8,8 @@ import torch
 from isplab.errors import InvalidInputError
 from isplab.models import count_parameters, create_model
 from isplab.models.export import onnx_max_error
-from isplab.models.pynet import (
-    OFFICIAL_CHANNELS,
-    PyNET,
-    PyNETV2Mobile,
-    pynet_state_dict_from_official,
-)
+from isplab.models.pynet import OFFICIAL_CHANNELS, PyNET, pynet_state_dict_from_official
+from isplab.models.pynet_lite import PyNETV2Mobile
 from isplab.raw.cfa import pack
 
 

@@ -198,9 +198,29 @@ def test_headerless_size_mismatch_names_both_sizes():
     assert "ColorCheckerRAW" in msg
 
 
-def test_headerless_without_size_says_how():
+def test_headerless_without_size_says_how(tmp_path):
+    plain = tmp_path / "frame.raw"
+    plain.write_bytes(need(BGGR_12BIT).read_bytes())
     with pytest.raises(RawReadError, match="--width W --height H"):
-        read(need(BGGR_12BIT))
+        read(plain)
+
+
+def test_headerless_flags_from_the_file_name(tmp_path):
+    """``name_1920x1080_12bit_BGGR.raw`` (a common convention for sensor dumps) fills the
+    size, bit depth and CFA when no flag is given (issue 20.11)."""
+    from isplab.raw.readers import flags_from_name
+
+    assert flags_from_name("a_2592x1536_8bit_GRBG.raw") == {
+        "width": 2592, "height": 1536, "bit_depth": 8, "cfa": "GRBG"}
+    assert flags_from_name("frame.raw") == {}
+    raw = read(need(BGGR_12BIT))  # ColorCheckerRAW_1920x1080_12bit_BGGR.raw
+    assert (raw.width, raw.height, raw.cfa, raw.bit_depth) == (1920, 1080, "BGGR", 12)
+    flags = read(BGGR_12BIT, width=1920, height=1080, bit_depth=12, cfa="BGGR")
+    assert np.array_equal(raw.mosaic, flags.mosaic)
+    eight = tmp_path / "dump.raw"
+    eight.write_bytes(np.zeros((6, 8), np.uint8).tobytes())
+    with pytest.raises(RawReadError, match="give --bits 8"):
+        read(eight, width=8, height=6)
 
 
 def test_headerless_wrong_bit_depth_or_byte_order():

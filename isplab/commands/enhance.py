@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+from isplab.commands import _options as opt
 
 
 class Pipeline(str, Enum):
@@ -36,25 +39,6 @@ class Fmt(str, Enum):
     jpg = "jpg"
 
 
-def _collect(inputs: list[Path]) -> tuple[list[Path], list[str]]:
-    from isplab.enhance.recommend import IMAGE_SUFFIXES
-
-    files: list[Path] = []
-    bad: list[str] = []
-    for p in inputs:
-        if p.is_dir():
-            found = sorted(f for f in p.iterdir()
-                           if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                bad.append(f"{p}: folder holds no png/jpg/tif photos")
-            files.extend(found)
-        elif p.exists():
-            files.append(p)
-        else:
-            bad.append(f"{p}: no such file")
-    return files, bad
-
-
 def _iterations(text: str) -> tuple[int, int]:
     try:
         a, b = (int(v) for v in text.split(","))
@@ -78,8 +62,7 @@ def _mask_for(masks: Path, f: Path) -> Path:
 def command(
     inputs: Annotated[list[Path], typer.Argument(
         help="sRGB photos (png, jpg, tif) or folders of them.", show_default=False)],
-    output: Annotated[Path, typer.Option(
-        "-o", "--output", help="Output folder (created if needed).", show_default=False)],
+    output: opt.OutputDir,
     pipeline: Annotated[Pipeline, typer.Option(
         help="mpse: model -> style transfer -> post-processing; mdie: intrinsic + StarGAN."
     )] = Pipeline.mpse,
@@ -117,11 +100,11 @@ def command(
              "domain alone (colour, texture or noise).")
     ] = MdieMode.all,
     fmt: Annotated[Fmt, typer.Option("--format", help="Output file format.")] = Fmt.png,
-    overwrite: Annotated[bool, typer.Option(
-        "--overwrite", help="Replace existing output files (inputs are never replaced).")
-    ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    overwrite: opt.Overwrite = False,
+    jobs: opt.Jobs = None,
+    shard: opt.Shard = None,
+    quiet: opt.Quiet = False,
+    debug: opt.Debug = False,
 ) -> None:
     """Enhance photos into OUTPUT (MPSE: trained model, semantic style transfer,
     post-processing; MDIE: multi-domain enhancement).
@@ -129,28 +112,9 @@ def command(
     A file that cannot be read or enhanced is reported in one line and skipped; the exit
     code is 1 if any file failed.
     """
-    import traceback
-
-    from rich.markup import escape
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
     from isplab.cli import _setup_logging, err
-    from isplab.enhance.pipeline import (
-        enhance_mpse,
-        load_enhancer,
-        resize_max_side,
-    )
-    from isplab.errors import IsplabError
-    from isplab.io import OUTPUT_FORMATS, read_image, write_image
 
     _setup_logging(debug, quiet)
-    its = _iterations(iterations)
     if reference is not None and references is not None:
         raise typer.BadParameter("give --reference or --references, not both")
     if (masks is None) != (reference_masks is None):
@@ -159,101 +123,110 @@ def command(
         raise typer.BadParameter("--masks needs --reference (the reference's mask must match)")
     if size is not None and size < 16:
         raise typer.BadParameter("--size must be >= 16")
-    net = ref_image = vgg = mdie = None
+    if pipeline is Pipeline.mpse and model is None and reference is None \
+            and references is None and post is Post.none:
+        raise typer.BadParameter("nothing to do: give --model (a trained enhancer), "
+                                 "--reference / --references (style transfer), or --post "
+                                 "(he, clahe, lime, gamma); or --pipeline mdie --model W")
+    worker = EnhanceWorker(dict(
+        pipeline=pipeline.value, model=model, intrinsic=intrinsic, reference=reference,
+        references=references, masks=masks, reference_masks=reference_masks,
+        post=post.value, vgg_weights=vgg_weights, random_vgg=random_vgg,
+        iterations=_iterations(iterations), size=size, mdie_mode=mdie_mode.value,
+        overwrite=overwrite))
+    protected = [p for p in (reference, references, reference_masks, masks)
+                 if p is not None and p.is_file()]
+    raise typer.Exit(_run(worker, inputs, output, fmt, protected, jobs, shard, quiet, debug,
+                          err))
+
+
+def _run(worker: EnhanceWorker, inputs, output, fmt, protected, jobs, shard, quiet, debug,
+         err) -> int:
+    from rich.markup import escape
+
+    from isplab.commands import _batch
+    from isplab.errors import IsplabError
+    from isplab.formats import IMAGE_SUFFIXES, OUTPUT_FORMATS
+
     try:
-        if pipeline is Pipeline.mdie:
+        worker.build()  # bad weights / references fail once, before any file
+        parts = _batch.parse_shard(shard)
+        folder = _batch.OutputFolder(output)
+        folder.prepare()
+    except IsplabError as exc:
+        if debug:
+            raise
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        return 2
+    files, problems = _batch.collect(inputs, IMAGE_SUFFIXES, what="photos")
+    plan = _batch.plan_outputs(_batch.select_shard(files, parts), output,
+                               OUTPUT_FORMATS[fmt.value], worker.settings["overwrite"],
+                               protected=protected)
+    n = 1 if jobs is None else int(opt.finite(jobs, "--jobs", low=1))
+    return _batch.run_batch("enhance", "enhanced", plan, worker, jobs=n, quiet=quiet,
+                            debug=debug, console=err, problems=problems, folder=folder)
+
+
+@dataclass
+class EnhanceWorker:
+    """Enhances one photo (picklable settings; models loaded once per process)."""
+
+    settings: dict[str, Any]
+    _loaded: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_loaded": None}
+
+    def build(self) -> dict[str, Any]:
+        if self._loaded is not None:
+            return self._loaded
+        from isplab.enhance.pipeline import load_enhancer, resize_max_side
+        from isplab.errors import IsplabError
+        from isplab.io import read_image
+
+        s, loaded = self.settings, {}
+        if s["pipeline"] == "mdie":
             from isplab.enhance.mdie import load_mdie
 
-            if model is None:
+            if s["model"] is None:
                 raise IsplabError("--pipeline mdie needs --model: the translator trained by "
                                   "isplab train configs/mdie_translator.yaml")
-            mdie = load_mdie(model, intrinsic)
-        if pipeline is Pipeline.mpse:
-            if model is not None:
-                net = load_enhancer(model)
-            if reference is not None:
-                ref_image = resize_max_side(read_image(reference), size)
-            if references is not None and not references.is_dir():
-                raise IsplabError("not a folder of reference images", references)
-            if (reference is not None or references is not None) and not random_vgg:
+            loaded["mdie"] = load_mdie(s["model"], s["intrinsic"])
+        else:
+            loaded["net"] = load_enhancer(s["model"]) if s["model"] is not None else None
+            loaded["ref"] = None if s["reference"] is None else \
+                resize_max_side(read_image(s["reference"]), s["size"])
+            if s["references"] is not None and not Path(s["references"]).is_dir():
+                raise IsplabError("not a folder of reference images", s["references"])
+            loaded["vgg"] = None
+            if (s["reference"] is not None or s["references"] is not None) \
+                    and not s["random_vgg"]:
                 from isplab.enhance.style import resolve_vgg
 
-                vgg = resolve_vgg(vgg_weights)  # style transfer needs it: fail early, naming it
-            if masks is not None and not masks.exists():
-                raise IsplabError("no such mask file or folder", masks)
-    except IsplabError as exc:
-        raise typer.BadParameter(str(exc)) from None
+                loaded["vgg"] = resolve_vgg(s["vgg_weights"])  # fail early, naming it
+            if s["masks"] is not None and not Path(s["masks"]).exists():
+                raise IsplabError("no such mask file or folder", s["masks"])
+        self._loaded = loaded
+        return loaded
 
-    if output.exists() and not output.is_dir():
-        err.print(f"[red]error[/]: {output}: exists and is not a folder")
-        raise typer.Exit(2)
-    output.mkdir(parents=True, exist_ok=True)
-    files, failures = _collect(inputs)
-    for message in failures:
-        err.print(f"[red]✗[/] {escape(message)}", highlight=False)
-    input_set = {f.resolve() for f in files}
-    for extra in (reference, references, reference_masks, masks):
-        if extra is not None and extra.is_file():
-            input_set.add(extra.resolve())
-    planned: dict[Path, Path] = {}
-    ext = OUTPUT_FORMATS[fmt.value]
-    done = 0
-    with Progress(
-        TextColumn("[bold]enhance"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("{task.description}"), console=err, transient=True, disable=quiet,
-    ) as progress:
-        task = progress.add_task("", total=len(files))
-        for f in files:
-            progress.update(task, description=f.name)
-            target = output / f"{f.stem}{ext}"
-            try:
-                resolved = target.resolve()
-                if resolved in input_set:
-                    raise IsplabError(f"output {target} would replace an input file", f)
-                if resolved in planned:
-                    raise IsplabError(f"output {target} is already taken by "
-                                      f"{planned[resolved]} (same file name)", f)
-                if target.exists() and not overwrite:
-                    raise IsplabError(f"output {target} exists (use --overwrite to replace it)",
-                                      f)
-                image = resize_max_side(read_image(f), size)
-                if pipeline is Pipeline.mdie:
-                    result = mdie.enhance(image, mdie_mode.value)
-                    notes = [f"MDIE ({mdie_mode.value}"
-                             f"{', intrinsic components' if mdie.intrinsic else ', image'})"]
-                else:
-                    pair = None if masks is None else (_mask_for(masks, f), reference_masks)
+    def __call__(self, task) -> list[str]:
+        from isplab.enhance.pipeline import enhance_mpse, resize_max_side
+        from isplab.io import read_image, write_image
 
-                    def say(phase, msg, f=f):
-                        progress.update(task, description=f"{f.name}: phase {phase}, {msg}")
-
-                    res = enhance_mpse(image, model=net, reference=ref_image,
-                                       references=references, masks=pair, post=post.value,
-                                       vgg=vgg, random_vgg=random_vgg, iterations=its,
-                                       input_path=f, progress=say)
-                    result, notes = res.image, res.notes
-                write_image(target, result, overwrite=overwrite)
-                planned[resolved] = f
-                done += 1
-                if not quiet:
-                    progress.console.print(f"[green]✓[/] {escape(str(f))} -> "
-                                           f"{escape(str(target))}", highlight=False)
-                    for note in notes:
-                        progress.console.print(f"    {escape(note)}", highlight=False)
-            except Exception as exc:  # one bad file never stops the batch
-                if debug:
-                    traceback.print_exc()
-                reason = str(exc) if isinstance(exc, IsplabError) else \
-                    f"{f}: {exc.__class__.__name__}: {exc}"
-                if isinstance(exc, IsplabError) and exc.path is None:
-                    reason = f"{f}: {reason}"
-                failures.append(reason)
-                progress.console.print(f"[red]✗[/] {escape(reason)}", highlight=False)
-            progress.advance(task)
-
-    if not quiet or failures:
-        err.print(f"{done} enhanced, {len(failures)} failed")
-    if failures:
-        for message in failures:
-            err.print(f"  failed: {message}", markup=False, highlight=False)
-        raise typer.Exit(1)
+        s, loaded = self.settings, self.build()
+        image = resize_max_side(read_image(task.source), s["size"])
+        if s["pipeline"] == "mdie":
+            mdie = loaded["mdie"]
+            result = mdie.enhance(image, s["mdie_mode"])
+            notes = [f"MDIE ({s['mdie_mode']}"
+                     f"{', intrinsic components' if mdie.intrinsic else ', image'})"]
+        else:
+            pair = None if s["masks"] is None else \
+                (_mask_for(Path(s["masks"]), task.source), s["reference_masks"])
+            res = enhance_mpse(image, model=loaded["net"], reference=loaded["ref"],
+                               references=s["references"], masks=pair, post=s["post"],
+                               vgg=loaded["vgg"], random_vgg=s["random_vgg"],
+                               iterations=s["iterations"], input_path=task.source)
+            result, notes = res.image, res.notes
+        write_image(task.target, result, overwrite=s["overwrite"])
+        return list(notes)

@@ -1,4 +1,4 @@
-"""``isplab evaluate``: methods side by side under one protocol, a markdown table + JSON."""
+"""``isplab evaluate``: methods side by side under one protocol (table, JSON, HTML)."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ _DATASETS: dict[str, tuple[str, str, str]] = {
                       "(jdd_net)"),
     "degraded_pairs": ("isplab.data.datasets", "DegradedPairDataset",
                        "clean photos degraded (noise, texture, colour) -> the clean photo"),
-    "domains": ("isplab.enhance.domains", "DomainDataset",
+    "domains": ("isplab.data.domains", "DomainDataset",
                 "photo patches degraded in one domain or clean, with StarGAN labels (MDIE)"),
 }
 

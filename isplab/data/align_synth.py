@@ -130,15 +130,7 @@ def synthetic_pair(
         A :class:`SyntheticPair`.
     """
     cfa = check_pattern(cfa)
-    ref = np.asarray(reference)
-    if ref.ndim != 3 or ref.shape[2] != 3:
-        raise InvalidInputError(f"reference must be H x W x 3, got shape {ref.shape}")
-    if ref.dtype == np.uint8:
-        ref = ref.astype(np.float32) / 255.0
-    elif ref.dtype == np.uint16:
-        ref = ref.astype(np.float32) / 65535.0
-    else:
-        ref = np.clip(ref.astype(np.float32), 0.0, 1.0)
+    ref = _as_float_rgb(reference)
     if scale <= 0:
         raise InvalidInputError(f"scale must be positive, got {scale}")
     rng = np.random.default_rng(seed)
@@ -148,17 +140,7 @@ def synthetic_pair(
     h, w = (int(raw_size[0]) // 2 * 2, int(raw_size[1]) // 2 * 2)
     if h < 16 or w < 16:
         raise InvalidInputError(f"raw size {h}x{w} too small")
-
-    # raw (x, y) -> reference: centre, perspective, scale + rotate, move to the ref centre
-    cx, cy = (w - 1) / 2, (h - 1) / 2
-    t_raw = np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1]], dtype=np.float64)
-    p = np.array([[1, 0, 0], [0, 1, 0], [perspective / (w / 2), perspective / (3 * h / 2), 1]])
-    th = np.deg2rad(rotation_deg)
-    sr = np.array([[scale * np.cos(th), -scale * np.sin(th), 0],
-                   [scale * np.sin(th), scale * np.cos(th), 0], [0, 0, 1]])
-    t_ref = np.array([[1, 0, (rw - 1) / 2 + shift[0]], [0, 1, (rh - 1) / 2 + shift[1]],
-                      [0, 0, 1]])
-    homography = t_ref @ sr @ p @ t_raw
+    homography = _raw_to_reference((h, w), (rh, rw), scale, rotation_deg, perspective, shift)
     period = float(deform_period or max(h, w))
     phase = (float(rng.uniform(0, 2 * np.pi)), float(rng.uniform(0, 2 * np.pi)))
 
@@ -173,6 +155,46 @@ def synthetic_pair(
     phone = np.clip(phone, 0.0, 1.0) ** tone_power
     camera = phone @ _CAMERA_MIX.T.astype(np.float32)
     camera = camera * exposure / np.asarray(wb_gains, dtype=np.float32)
+    raw = _capture(camera, cfa, wb_gains, shot_noise, read_noise, rng)
+    return SyntheticPair(raw=raw, reference=ref, homography=homography,
+                         deform_px=float(deform_px), deform_period=period, deform_phase=phase)
+
+
+def _as_float_rgb(reference: np.ndarray) -> np.ndarray:
+    """``H x W x 3`` uint8 / uint16 / float sRGB -> float32 in [0, 1]."""
+    ref = np.asarray(reference)
+    if ref.ndim != 3 or ref.shape[2] != 3:
+        raise InvalidInputError(f"reference must be H x W x 3, got shape {ref.shape}")
+    if ref.dtype == np.uint8:
+        return ref.astype(np.float32) / 255.0
+    if ref.dtype == np.uint16:
+        return ref.astype(np.float32) / 65535.0
+    return np.clip(ref.astype(np.float32), 0.0, 1.0)
+
+
+def _raw_to_reference(raw_shape: tuple[int, int], reference_shape: tuple[int, int],
+                      scale: float, rotation_deg: float, perspective: float,
+                      shift: tuple[float, float]) -> np.ndarray:
+    """The 3x3 homography raw (x, y) -> reference of :func:`synthetic_pair`: centre the raw
+    frame, apply the perspective, scale and rotate, move to the (shifted) reference centre."""
+    h, w = raw_shape
+    rh, rw = reference_shape
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    t_raw = np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1]], dtype=np.float64)
+    p = np.array([[1, 0, 0], [0, 1, 0], [perspective / (w / 2), perspective / (3 * h / 2), 1]])
+    th = np.deg2rad(rotation_deg)
+    sr = np.array([[scale * np.cos(th), -scale * np.sin(th), 0],
+                   [scale * np.sin(th), scale * np.cos(th), 0], [0, 0, 1]])
+    t_ref = np.array([[1, 0, (rw - 1) / 2 + shift[0]], [0, 1, (rh - 1) / 2 + shift[1]],
+                      [0, 0, 1]])
+    return t_ref @ sr @ p @ t_raw
+
+
+def _capture(camera: np.ndarray, cfa: str, wb_gains: tuple[float, float, float],
+             shot_noise: float, read_noise: float, rng: np.random.Generator) -> RawImage:
+    """The sensor: ``h x w x 3`` linear camera RGB (white balance already divided out)
+    through the Bayer CFA, Poisson-Gaussian noise and 10-bit quantisation (black 64,
+    white 1023) -> a :class:`RawImage` normalised to [0, 1]."""
     mos = mosaic(torch.from_numpy(np.ascontiguousarray(camera.transpose(2, 0, 1)))[None], cfa)
     m = mos[0, 0].numpy().astype(np.float64)
     var = shot_noise * np.clip(m, 0, None) + read_noise ** 2
@@ -180,10 +202,8 @@ def synthetic_pair(
     black, white = 64.0, 1023.0
     units = np.clip(np.round(m * (white - black) + black), 0, white)
     norm = np.clip((units - black) / (white - black), 0.0, 1.0).astype(np.float32)
-    raw = RawImage(mosaic=norm, cfa=cfa, black_level=(black,) * 4, white_level=white,
-                   wb_gains=wb_gains, bit_depth=10, extra={"synthetic": True})
-    return SyntheticPair(raw=raw, reference=ref, homography=homography,
-                         deform_px=float(deform_px), deform_period=period, deform_phase=phase)
+    return RawImage(mosaic=norm, cfa=cfa, black_level=(black,) * 4, white_level=white,
+                    wb_gains=wb_gains, bit_depth=10, extra={"synthetic": True})
 
 
 def end_point_error(

@@ -398,7 +398,7 @@ class SyntheticRawDataset(_Base):
 
 class DegradedPairDataset(_Base):
     """sRGB -> sRGB enhancement pairs made from clean photos: each patch degraded by the
-    domains of :mod:`isplab.enhance.domains` (sensor noise in linear light, blur / down-up /
+    domains of :mod:`isplab.synth.degrade` (sensor noise in linear light, blur / down-up /
     JPEG texture loss, white-balance / tone casts), the clean patch as the target.
 
     For paired enhancement (MPSE phase 1, DPED-style models) without phone/DSLR pairs: train
@@ -430,7 +430,7 @@ class DegradedPairDataset(_Base):
         cache_mb: float = 512,
     ):
         super().__init__(seed, cache, cache_mb, patches_per_image, split)
-        from isplab.enhance.domains import DOMAINS
+        from isplab.synth.degrade import DOMAINS
 
         unknown = set(domains) - set(DOMAINS)
         if unknown:
@@ -450,7 +450,7 @@ class DegradedPairDataset(_Base):
         return len(self.files)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        from isplab.enhance.domains import degrade
+        from isplab.synth.degrade import degrade
 
         path = self.files[self._source(index)]
         img = self._store.get(path, read_rgb_array)

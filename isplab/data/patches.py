@@ -157,8 +157,8 @@ class EpochKeyed(Dataset):
     """Wraps a dataset so that a key ``(epoch, index)`` sets the epoch, in whichever worker
     reads it, before returning ``dataset[index]``; a plain integer key reads as is."""
 
-    def __init__(self, dataset: Dataset):
-        self.dataset = dataset
+    def __init__(self, dataset: Dataset, with_index: bool = False):
+        self.dataset, self.with_index = dataset, bool(with_index)
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -168,7 +168,25 @@ class EpochKeyed(Dataset):
             epoch, key = key
             if hasattr(self.dataset, "set_epoch"):
                 self.dataset.set_epoch(epoch)
-        return self.dataset[key]
+        item = self.dataset[key]
+        if self.with_index and isinstance(item, dict) and "index" not in item:
+            item = {**item, "index": int(key)}  # lets the trainer name a bad sample
+        return item
+
+
+def train_loader(dataset: Dataset, batch_size: int, workers: int = 0, seed: int = 0,
+                 start: int = 0, rank: int = 0, world: int = 1, pin_memory: bool = False
+                 ) -> DataLoader:
+    """The trainer's loader: an endless :class:`StepSampler` stream (resumable at ``start``
+    items by arithmetic, sharded over DDP ranks), items keyed by ``(epoch, index)`` so each
+    item's randomness is a pure function of them, each batch carrying the dataset ``index``
+    of its items. ``benchmarks/data_speed.py`` measures this loader."""
+    if batch_size < 1:
+        raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}")
+    sampler = StepSampler(len(dataset), seed=seed, start=start, rank=rank, world=world)
+    return DataLoader(EpochKeyed(dataset, with_index=True), batch_size=batch_size,
+                      sampler=sampler, num_workers=workers, pin_memory=pin_memory,
+                      worker_init_fn=seed_worker, drop_last=False)
 
 
 def seed_worker(worker_id: int) -> None:

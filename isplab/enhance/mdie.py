@@ -29,46 +29,28 @@ Training: ``isplab train configs/mdie_intrinsic.yaml`` then ``configs/mdie_trans
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from isplab.classic import srgb_gamma
-from isplab.enhance.domains import DOMAINS
 from isplab.errors import InvalidInputError
-from isplab.models.stargan import N_DOMAINS
+from isplab.models.intrinsic import image_to_shading, shading_to_image  # noqa: F401
+from isplab.models.stargan import (  # noqa: F401  (MDIE's building blocks, used by its callers)
+    COMPONENTS,
+    N_DOMAINS,
+    SEED_ROUTING,
+    Routing,
+    domain_labels,
+    parse_routing,
+    train_on_albedo,
+    translate_components,
+)
+from isplab.synth.degrade import DOMAINS
 
 #: inference modes: every domain at once, one after the other, or a single domain
 MODES = ("all", "sequential", *DOMAINS)
-COMPONENTS = ("albedo", "shading")
-#: the seed's routing: which intrinsic components each domain's translation acts on
-SEED_ROUTING: dict[str, tuple[str, ...]] = {
-    "colour": ("albedo", "shading"), "texture": ("shading",), "noise": ("shading",)}
-_U_MIN, _U_MAX = 1e-4, 1.0 - 1e-4
-
-
-def shading_to_image(shading: torch.Tensor) -> torch.Tensor:
-    """Shading ``N x 1 x H x W`` (> 0) -> grey ``N x 3 x H x W`` image ``S / (1 + S)``."""
-    u = shading / (1.0 + shading)
-    return u.expand(-1, 3, -1, -1).contiguous()
-
-
-def image_to_shading(image: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`shading_to_image` (the channel mean, clipped to (0, 1))."""
-    u = image.mean(1, keepdim=True).clamp(_U_MIN, _U_MAX)
-    return u / (1.0 - u)
-
-
-def domain_labels(n: int, domains: Sequence[int], ref: torch.Tensor) -> torch.Tensor:
-    """``n x 6`` labels with the high-quality label and the mask entry on for ``domains``."""
-    lab = ref.new_zeros(n, 2 * N_DOMAINS)
-    for d in domains:
-        lab[:, d] = 1.0
-        lab[:, N_DOMAINS + d] = 1.0
-    return lab
 
 
 def mode_labels(mode: str, n: int, ref: torch.Tensor) -> list[torch.Tensor]:
@@ -81,58 +63,6 @@ def mode_labels(mode: str, n: int, ref: torch.Tensor) -> list[torch.Tensor]:
     if mode in DOMAINS:
         return [domain_labels(n, [DOMAINS.index(mode)], ref)]
     raise InvalidInputError(f"MDIE mode must be one of {MODES}, got {mode!r}")
-
-
-Routing = tuple[tuple[bool, bool], ...]
-
-
-def parse_routing(spec: Mapping[str, Sequence[str]] | None = None) -> Routing:
-    """``{domain: [components]}`` -> per domain index ``(on albedo, on shading)``.
-
-    ``spec`` names every domain of :data:`isplab.enhance.domains.DOMAINS` with a non-empty
-    list drawn from ``albedo`` / ``shading``; ``None`` is :data:`SEED_ROUTING`.
-    """
-    spec = SEED_ROUTING if spec is None else spec
-    if not isinstance(spec, Mapping) or set(spec) != set(DOMAINS):
-        raise InvalidInputError(f"routing must map each of {DOMAINS} to a list of components "
-                                f"from {COMPONENTS}, got {spec!r}")
-    out = []
-    for name in DOMAINS:
-        comps = [spec[name]] if isinstance(spec[name], str) else list(spec[name])
-        bad = [c for c in comps if c not in COMPONENTS]
-        if not comps or bad:
-            raise InvalidInputError(f"routing of {name}: components must be a non-empty list "
-                                    f"from {COMPONENTS}, got {spec[name]!r}")
-        out.append(("albedo" in comps, "shading" in comps))
-    return tuple(out)
-
-
-def train_on_albedo(routing: Routing, domain: torch.Tensor, coin: torch.Tensor) -> torch.Tensor:
-    """Training: which samples use their albedo (else their shading). ``domain``: each
-    sample's domain index; ``coin``: a fair boolean per sample, deciding where its domain is
-    routed to both components."""
-    routes = torch.tensor(routing, device=domain.device)
-    on_albedo, on_shading = routes[domain, 0], routes[domain, 1]
-    return on_albedo & (coin.to(domain.device) | ~on_shading)
-
-
-def translate_components(intrinsic: nn.Module, translator: nn.Module, srgb: torch.Tensor,
-                         passes: Sequence[torch.Tensor], routing: Routing | None = None
-                         ) -> torch.Tensor:
-    """Decompose ``srgb`` (``N x 3 x H x W``), translate the components pass by pass, rebuild
-    -> sRGB in [0, 1]. A pass translates the albedo (the shading) when one of the domains it
-    switches on is routed there (``routing`` from :func:`parse_routing`, default the seed's)."""
-    routing = parse_routing() if routing is None else routing
-    albedo, shading = intrinsic.decompose(srgb)
-    shade = shading_to_image(shading)
-    for labels in passes:
-        on = [d for d in range(N_DOMAINS) if bool(labels[:, N_DOMAINS + d].any())]
-        if any(routing[d][0] for d in on):
-            albedo = translator(albedo, labels)
-        if any(routing[d][1] for d in on):
-            shade = translator(shade, labels)
-    linear = albedo * image_to_shading(shade)
-    return srgb_gamma(linear.clamp(0.0, 1.0)).clamp(0.0, 1.0)
 
 
 @dataclass

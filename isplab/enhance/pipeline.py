@@ -79,6 +79,63 @@ def apply_enhancer(model: nn.Module, image: torch.Tensor) -> torch.Tensor:
         return model(x).to(image).clamp(0, 1)
 
 
+def _enhance_phase(res: EnhanceResult, x: torch.Tensor, model: nn.Module | str | Path | None,
+                   say) -> torch.Tensor:
+    """Phase 1: the paired enhancement of ``x`` by ``model`` (a module or weights file),
+    noted in ``res``; ``x`` unchanged, with a note, when ``model`` is None."""
+    if model is None:
+        res.notes.append("phase 1 skipped: no trained model given (--model W.safetensors)")
+        return x
+    net = load_enhancer(model) if isinstance(model, (str, Path)) else model
+    say(1, "paired enhancement")
+    x = apply_enhancer(net, x)
+    res.notes.append(f"phase 1: {type(net).__name__}"
+                     + (f" from {model}" if isinstance(model, (str, Path)) else ""))
+    return x
+
+
+def _recommended_reference(res: EnhanceResult, x: torch.Tensor, references: str | Path, *,
+                           vgg, random_vgg: bool, input_path: Path | None, say
+                           ) -> torch.Tensor:
+    """The candidate in the folder ``references`` closest to ``x`` (read); the ranking goes
+    into ``res.report["recommendation"]`` and a note."""
+    from isplab.enhance.recommend import recommend_references
+    from isplab.io import read_image
+
+    say(2, "ranking references")
+    rec = recommend_references(x, references, vgg=None if random_vgg else vgg,
+                               method="stats" if random_vgg else "auto",
+                               exclude=input_path)
+    res.report["recommendation"] = {"method": rec.method, "message": rec.message,
+                                    "ranking": [(str(p), d) for p, d in rec.ranking[:5]]}
+    res.notes.append(f"reference recommended: {rec.best.name} ({rec.message})")
+    return read_image(rec.best)
+
+
+def _style_phase(res: EnhanceResult, x: torch.Tensor, reference: torch.Tensor,
+                 masks: tuple[str | Path, str | Path] | None, *, vgg, random_vgg: bool,
+                 iterations: tuple[int, int], style_options: dict | None, say
+                 ) -> torch.Tensor:
+    """Phase 2: style transfer of ``reference`` onto ``x`` (user masks or co-segmentation);
+    the style report goes into ``res.report["style"]`` and a note."""
+    seg = None
+    if masks is not None:
+        from isplab.enhance.segment import palette_segmentation
+
+        seg = palette_segmentation(masks[0], masks[1], x, reference)
+    say(2, "style transfer")
+    x, rep = style_transfer(x, reference, seg, vgg=vgg, random_init=random_vgg,
+                            iterations=iterations,
+                            progress=(lambda s, i, v: say(2, f"stage {s}, eval {i}")),
+                            **(style_options or {}))
+    res.report["style"] = rep.to_dict()
+    res.notes.append(
+        f"phase 2: style transfer ({rep.regions_method}, regions {rep.region_names}), "
+        f"luminance SSIM to input {rep.ssim_luminance:.3f}, region colour distance "
+        f"{rep.color_distance_before:.1f} -> {rep.color_distance_after:.1f}")
+    return x
+
+
 def enhance_mpse(
     image: torch.Tensor,
     *,
@@ -111,8 +168,6 @@ def enhance_mpse(
         input_path: the input's file (never recommended as its own reference).
         progress: optional callable ``(phase, message)``.
     """
-    from isplab.io import read_image
-
     if post not in POST_METHODS:
         raise InvalidInputError(f"--post must be one of {', '.join(POST_METHODS)}, "
                                 f"got {post!r}")
@@ -120,46 +175,15 @@ def enhance_mpse(
         raise InvalidInputError("give either a reference or a folder of references, not both")
     say = progress or (lambda phase, msg: None)
     res = EnhanceResult(image)
-    x = image
-
-    if model is None:
-        res.notes.append("phase 1 skipped: no trained model given (--model W.safetensors)")
-    else:
-        net = load_enhancer(model) if isinstance(model, (str, Path)) else model
-        say(1, "paired enhancement")
-        x = apply_enhancer(net, x)
-        res.notes.append(f"phase 1: {type(net).__name__}"
-                         + (f" from {model}" if isinstance(model, (str, Path)) else ""))
-
+    x = _enhance_phase(res, image, model, say)
     if references is not None:
-        from isplab.enhance.recommend import recommend_references
-
-        say(2, "ranking references")
-        rec = recommend_references(x, references, vgg=None if random_vgg else vgg,
-                                   method="stats" if random_vgg else "auto",
-                                   exclude=input_path)
-        res.report["recommendation"] = {"method": rec.method, "message": rec.message,
-                                        "ranking": [(str(p), d) for p, d in rec.ranking[:5]]}
-        res.notes.append(f"reference recommended: {rec.best.name} ({rec.message})")
-        reference = read_image(rec.best)
+        reference = _recommended_reference(res, x, references, vgg=vgg, random_vgg=random_vgg,
+                                           input_path=input_path, say=say)
     if reference is None:
         res.notes.append("phase 2 skipped: no reference (--reference R or --references DIR)")
     else:
-        seg = None
-        if masks is not None:
-            from isplab.enhance.segment import palette_segmentation
-
-            seg = palette_segmentation(masks[0], masks[1], x, reference)
-        say(2, "style transfer")
-        x, rep = style_transfer(x, reference, seg, vgg=vgg, random_init=random_vgg,
-                                iterations=iterations,
-                                progress=(lambda s, i, v: say(2, f"stage {s}, eval {i}")),
-                                **(style_options or {}))
-        res.report["style"] = rep.to_dict()
-        res.notes.append(
-            f"phase 2: style transfer ({rep.regions_method}, regions {rep.region_names}), "
-            f"luminance SSIM to input {rep.ssim_luminance:.3f}, region colour distance "
-            f"{rep.color_distance_before:.1f} -> {rep.color_distance_after:.1f}")
+        x = _style_phase(res, x, reference, masks, vgg=vgg, random_vgg=random_vgg,
+                         iterations=iterations, style_options=style_options, say=say)
     if post == "none":
         res.notes.append("phase 3 skipped: --post none")
     else:

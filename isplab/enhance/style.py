@@ -32,6 +32,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -236,6 +237,171 @@ def _resolve_masks(masks, content, reference, segments_k: int, seed: int) -> Seg
     return seg
 
 
+def _check_options(region_weights: str, iterations: Sequence[int],
+                   weights: dict[str, float]) -> tuple[int, ...]:
+    """Validate the options of :func:`style_transfer`; returns the two iteration counts."""
+    if region_weights not in ("adaptive", "uniform"):
+        raise InvalidInputError(f"region_weights must be 'adaptive' or 'uniform', "
+                                f"got {region_weights!r}")
+    its = tuple(int(i) for i in iterations)
+    if len(its) != 2 or min(its) < 0:
+        raise InvalidInputError(f"iterations must be two counts >= 0, got {iterations!r}")
+    for name, v in weights.items():
+        if not (math.isfinite(v) and v >= 0):
+            raise InvalidInputError(f"{name} must be finite and >= 0, got {v!r}")
+    return its
+
+
+@dataclass
+class _Objective:
+    """The energy ``E(x)`` of one style transfer (module doc): the VGG, the content masks,
+    the fixed targets (content features, reference region Grams, content region areas,
+    matting Laplacian or None) and the term weights."""
+
+    backbone: Any
+    cmask: torch.Tensor
+    style_layers: tuple[str, ...]
+    content_layer: str
+    region_weights: str
+    content_weight: float
+    style_weight: float
+    tv_weight: float
+    matting_weight: float
+    content_target: torch.Tensor
+    style_grams: dict[str, list[torch.Tensor]]
+    areas: torch.Tensor
+    laplacian: torch.Tensor | None
+
+    @property
+    def regions(self) -> int:
+        return self.cmask.shape[1]
+
+    @property
+    def all_layers(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.style_layers, self.content_layer)))
+
+    def lambdas(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Region weights ``lambda_r`` per style layer at ``x`` (module doc), detached."""
+        regions = self.regions
+        if self.region_weights == "uniform" or regions == 1:
+            return {layer: self.areas.clone() for layer in self.style_layers}
+        with torch.no_grad():
+            fx, mx = vgg_features_with_masks(self.backbone, x, self.style_layers, self.cmask)
+            out = {}
+            for layer in self.style_layers:
+                grams = self.style_grams[layer]
+                gaps = torch.stack([
+                    (masked_gram(fx[layer], mx[layer][:, r : r + 1]) - grams[r]
+                     ).pow(2).sum() / grams[r].pow(2).sum().clamp_min(1e-20)
+                    for r in range(regions)])
+                out[layer] = regions * torch.softmax(gaps, 0) * self.areas
+            return out
+
+    def terms(self, x: torch.Tensor, lam: dict[str, torch.Tensor], with_matting: bool
+              ) -> dict[str, torch.Tensor]:
+        """The weighted terms of ``E(x)`` with region weights ``lam``."""
+        feats, mks = vgg_features_with_masks(self.backbone, x, self.all_layers, self.cmask)
+        t = {"content": self.content_weight
+             * (feats[self.content_layer] - self.content_target).pow(2).mean()}
+        style = x.new_zeros(())
+        for layer in self.style_layers:
+            for r in range(self.regions):
+                g = masked_gram(feats[layer], mks[layer][:, r : r + 1])
+                style = style + lam[layer][r] * (g - self.style_grams[layer][r]).pow(2).mean()
+        t["style"] = self.style_weight * style
+        t["tv"] = self.tv_weight * tv_energy(x)
+        if with_matting and self.laplacian is not None:
+            t["matting"] = self.matting_weight * matting_energy(x, self.laplacian)
+        return t
+
+
+def _build_objective(backbone, content: torch.Tensor, reference: torch.Tensor,
+                     cmask: torch.Tensor, rmask: torch.Tensor, *, style_layers: tuple[str, ...],
+                     content_layer: str, region_weights: str, weights: dict[str, float],
+                     matting_eps: float, with_laplacian: bool) -> _Objective:
+    """Compute the fixed targets of the energy (no gradient). ``weights``: the four term
+    weights keyed ``content_weight``, ``style_weight``, ``tv_weight``, ``matting_weight``;
+    the matting Laplacian of ``content`` is built only when ``with_laplacian``."""
+    regions = cmask.shape[1]
+    with torch.no_grad():
+        fc, _ = vgg_features_with_masks(backbone, content, (content_layer,))
+        content_target = fc[content_layer].detach()
+        fr, mr = vgg_features_with_masks(backbone, reference, style_layers, rmask)
+        style_grams = {
+            layer: [masked_gram(fr[layer], mr[layer][:, r : r + 1]) for r in range(regions)]
+            for layer in style_layers}
+        areas = cmask.mean((0, 2, 3))                            # R content region areas
+        laplacian = matting_laplacian(content, eps=matting_eps, dtype=content.dtype).to(
+            content.device) if with_laplacian else None
+    return _Objective(backbone, cmask, style_layers, content_layer, region_weights,
+                      **weights, content_target=content_target, style_grams=style_grams,
+                      areas=areas, laplacian=laplacian)
+
+
+def _run_stage(objective: _Objective, x: torch.Tensor, stage: int, n_iter: int,
+               history_size: int, progress, report: StyleReport) -> torch.Tensor:
+    """One L-BFGS stage (stage 2 adds the matting term) from ``x``; records the stage's
+    region weights and losses in ``report`` and returns the optimised image."""
+    with_matting = stage == 2
+    lam = objective.lambdas(x)
+    report.region_weights.append({"stage": stage, **{
+        layer: [round(float(v), 6) for v in lam[layer]] for layer in objective.style_layers}})
+    x = x.detach().clone().requires_grad_(True)
+    opt = torch.optim.LBFGS([x], lr=1.0, max_iter=n_iter, max_eval=int(n_iter * 1.25) + 1,
+                            history_size=history_size, line_search_fn="strong_wolfe",
+                            tolerance_grad=1e-9, tolerance_change=1e-12)
+    evals = {"n": 0}
+    first: dict[str, float] = {}
+
+    def closure():
+        opt.zero_grad()
+        t = objective.terms(x, lam, with_matting)
+        total = sum(t.values())
+        total.backward()
+        evals["n"] += 1
+        if not first:
+            first.update({k: float(v.detach()) for k, v in t.items()},
+                         total=float(total.detach()))
+        if progress is not None:
+            progress(stage, evals["n"], float(total.detach()))
+        return total
+
+    t0 = time.perf_counter()
+    opt.step(closure)
+    seconds = time.perf_counter() - t0
+    with torch.no_grad():
+        final = {k: float(v) for k, v in objective.terms(x, lam, with_matting).items()}
+    final["total"] = sum(final.values())
+    n_done = int(opt.state[opt._params[0]].get("n_iter", 0))
+    report.stages.append({"stage": stage, "matting": with_matting, "iterations": n_done,
+                          "evaluations": evals["n"], "seconds": round(seconds, 3),
+                          "initial": first, "final": final})
+    return x
+
+
+def _measure(report: StyleReport, result: torch.Tensor, content: torch.Tensor,
+             reference: torch.Tensor, rmask: torch.Tensor, seg: Segmentation,
+             objective: _Objective, matting_eps: float) -> None:
+    """Fill ``report``'s luminance SSIM, per-region colour distances and matting energies."""
+    cmask, areas, laplacian = objective.cmask, objective.areas, objective.laplacian
+    dev, dt = content.device, content.dtype
+    with torch.no_grad():
+        report.ssim_luminance = luminance_ssim(result, content) \
+            if min(content.shape[-2:]) >= 11 else float("nan")
+        before = region_color_distance(content, cmask, reference, rmask)
+        after = region_color_distance(result, cmask, reference, rmask)
+        rarea = rmask.mean((0, 2, 3))
+        report.regions = [{"name": seg.names[r], "area_content": float(areas[r]),
+                           "area_reference": float(rarea[r]),
+                           "distance_before": float(before[r]),
+                           "distance_after": float(after[r])} for r in range(objective.regions)]
+        lap = laplacian if laplacian is not None else matting_laplacian(content, eps=matting_eps,
+                                                                        dtype=dt).to(dev)
+        n_pix = content.shape[-1] * content.shape[-2]
+        e_c, e_r = float(matting_energy(content, lap)), float(matting_energy(result, lap))
+        report.matting_energy = {"content": e_c, "result": e_r, "result_per_pixel": e_r / n_pix}
+
+
 def style_transfer(
     content: torch.Tensor,
     reference: torch.Tensor,
@@ -280,16 +446,9 @@ def style_transfer(
     """
     _check_image(content, "content")
     _check_image(reference, "reference")
-    if region_weights not in ("adaptive", "uniform"):
-        raise InvalidInputError(f"region_weights must be 'adaptive' or 'uniform', "
-                                f"got {region_weights!r}")
-    its = tuple(int(i) for i in iterations)
-    if len(its) != 2 or min(its) < 0:
-        raise InvalidInputError(f"iterations must be two counts >= 0, got {iterations!r}")
-    for name, v in (("content_weight", content_weight), ("style_weight", style_weight),
-                    ("tv_weight", tv_weight), ("matting_weight", matting_weight)):
-        if not (math.isfinite(v) and v >= 0):
-            raise InvalidInputError(f"{name} must be finite and >= 0, got {v!r}")
+    weights = {"content_weight": content_weight, "style_weight": style_weight,
+               "tv_weight": tv_weight, "matting_weight": matting_weight}
+    its = _check_options(region_weights, iterations, weights)
     backbone = resolve_vgg(vgg, random_init)
     dev, dt = content.device, content.dtype
     backbone = backbone.to(device=dev, dtype=dt)
@@ -297,106 +456,19 @@ def style_transfer(
     seg = _resolve_masks(masks, content, reference, segments, seed)
     cmask = seg.content_masks.to(device=dev, dtype=dt)
     rmask = seg.reference_masks.to(device=dev, dtype=dt)
-    regions = cmask.shape[1]
-    style_layers = tuple(style_layers)
-    all_layers = tuple(dict.fromkeys((*style_layers, content_layer)))
     report = StyleReport(seg.method, list(seg.names),
                          vgg="random" if random_init else "imagenet")
-
-    with torch.no_grad():
-        fc, _ = vgg_features_with_masks(backbone, content, (content_layer,))
-        content_target = fc[content_layer].detach()
-        fr, mr = vgg_features_with_masks(backbone, reference, style_layers, rmask)
-        style_grams = {
-            layer: [masked_gram(fr[layer], mr[layer][:, r : r + 1]) for r in range(regions)]
-            for layer in style_layers}
-        areas = cmask.mean((0, 2, 3))                            # R content region areas
-        laplacian = matting_laplacian(content, eps=matting_eps, dtype=dt).to(dev) \
-            if matting_weight > 0 and its[1] > 0 else None
-
-    def lambdas(x: torch.Tensor) -> dict[str, torch.Tensor]:
-        if region_weights == "uniform" or regions == 1:
-            return {layer: areas.clone() for layer in style_layers}
-        with torch.no_grad():
-            fx, mx = vgg_features_with_masks(backbone, x, style_layers, cmask)
-            out = {}
-            for layer in style_layers:
-                gaps = torch.stack([
-                    (masked_gram(fx[layer], mx[layer][:, r : r + 1]) - style_grams[layer][r]
-                     ).pow(2).sum() / style_grams[layer][r].pow(2).sum().clamp_min(1e-20)
-                    for r in range(regions)])
-                out[layer] = regions * torch.softmax(gaps, 0) * areas
-            return out
-
-    def terms(x: torch.Tensor, lam: dict[str, torch.Tensor], with_matting: bool
-              ) -> dict[str, torch.Tensor]:
-        feats, mks = vgg_features_with_masks(backbone, x, all_layers, cmask)
-        t = {"content": content_weight * (feats[content_layer] - content_target).pow(2).mean()}
-        style = x.new_zeros(())
-        for layer in style_layers:
-            for r in range(regions):
-                g = masked_gram(feats[layer], mks[layer][:, r : r + 1])
-                style = style + lam[layer][r] * (g - style_grams[layer][r]).pow(2).mean()
-        t["style"] = style_weight * style
-        t["tv"] = tv_weight * tv_energy(x)
-        if with_matting and laplacian is not None:
-            t["matting"] = matting_weight * matting_energy(x, laplacian)
-        return t
+    objective = _build_objective(
+        backbone, content, reference, cmask, rmask, style_layers=tuple(style_layers),
+        content_layer=content_layer, region_weights=region_weights, weights=weights,
+        matting_eps=matting_eps, with_laplacian=matting_weight > 0 and its[1] > 0)
 
     x = content.detach().clone()
     for stage, n_iter in enumerate(its, start=1):
         if n_iter == 0:
             continue
-        with_matting = stage == 2
-        lam = lambdas(x)
-        report.region_weights.append({"stage": stage, **{
-            layer: [round(float(v), 6) for v in lam[layer]] for layer in style_layers}})
-        x = x.detach().clone().requires_grad_(True)
-        opt = torch.optim.LBFGS([x], lr=1.0, max_iter=n_iter, max_eval=int(n_iter * 1.25) + 1,
-                                history_size=history_size, line_search_fn="strong_wolfe",
-                                tolerance_grad=1e-9, tolerance_change=1e-12)
-        evals = {"n": 0}
-        first: dict[str, float] = {}
-
-        def closure(lam=lam, with_matting=with_matting, stage=stage, evals=evals,
-                    first=first, opt=opt, x=x):
-            opt.zero_grad()
-            t = terms(x, lam, with_matting)
-            total = sum(t.values())
-            total.backward()
-            evals["n"] += 1
-            if not first:
-                first.update({k: float(v.detach()) for k, v in t.items()},
-                             total=float(total.detach()))
-            if progress is not None:
-                progress(stage, evals["n"], float(total.detach()))
-            return total
-
-        t0 = time.perf_counter()
-        opt.step(closure)
-        seconds = time.perf_counter() - t0
-        with torch.no_grad():
-            final = {k: float(v) for k, v in terms(x, lam, with_matting).items()}
-        final["total"] = sum(final.values())
-        n_done = int(opt.state[opt._params[0]].get("n_iter", 0))
-        report.stages.append({"stage": stage, "matting": with_matting, "iterations": n_done,
-                              "evaluations": evals["n"], "seconds": round(seconds, 3),
-                              "initial": first, "final": final})
+        x = _run_stage(objective, x, stage, n_iter, history_size, progress, report)
 
     result = x.detach().clamp(0, 1)
-    with torch.no_grad():
-        report.ssim_luminance = luminance_ssim(result, content) \
-            if min(content.shape[-2:]) >= 11 else float("nan")
-        before = region_color_distance(content, cmask, reference, rmask)
-        after = region_color_distance(result, cmask, reference, rmask)
-        rarea = rmask.mean((0, 2, 3))
-        report.regions = [{"name": seg.names[r], "area_content": float(areas[r]),
-                           "area_reference": float(rarea[r]),
-                           "distance_before": float(before[r]),
-                           "distance_after": float(after[r])} for r in range(regions)]
-        lap = laplacian if laplacian is not None else matting_laplacian(content, eps=matting_eps,
-                                                                        dtype=dt).to(dev)
-        n_pix = content.shape[-1] * content.shape[-2]
-        e_c, e_r = float(matting_energy(content, lap)), float(matting_energy(result, lap))
-        report.matting_energy = {"content": e_c, "result": e_r, "result_per_pixel": e_r / n_pix}
+    _measure(report, result, content, reference, rmask, seg, objective, matting_eps)
     return result, report

@@ -30,11 +30,10 @@ from isplab.models.weights import (
     weights_file,
 )
 
-_INFRA = {"registry", "common", "weights", "export"}
-
-# every other module in this package is a model family: importing it registers its models
+# importing every module of the package registers the model families (the infrastructure
+# modules, registry/common/weights/export, register nothing); helpers start with "_"
 for _mod in pkgutil.iter_modules(__path__):
-    if _mod.name not in _INFRA and not _mod.name.startswith("_"):
+    if not _mod.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_mod.name}")
 
 __all__ = [

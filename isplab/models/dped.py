@@ -247,3 +247,29 @@ def dped_plus_rgb(**config: Any) -> nn.Module:
 def dped_discriminator(**config: Any) -> nn.Module:
     """DPED grayscale texture discriminator: sRGB patch -> 2 logits."""
     return DPEDDiscriminator(**config)
+
+
+# --- the discriminator as a GAN critic (how the supervised objective's GAN uses it) --------
+
+
+def discriminator_input(x: torch.Tensor, mode: str) -> torch.Tensor:
+    """What the discriminator sees: ``gray`` (DPED: it judges texture, not colour; BT.601
+    luma repeated to 3 channels) or ``rgb`` (the image)."""
+    if mode == "gray":
+        w = x.new_tensor([0.2989, 0.5870, 0.1140]).view(1, 3, 1, 1)
+        return (x * w).sum(1, keepdim=True).expand(-1, 3, -1, -1)
+    return x
+
+
+def two_class_to_logit(out: torch.Tensor) -> torch.Tensor:
+    """A 2-way softmax discriminator (DPED: class 1 = real) as one real-vs-fake logit; other
+    outputs pass through."""
+    if out.ndim == 2 and out.shape[1] == 2:
+        return out[:, 1] - out[:, 0]
+    return out
+
+
+def critic_logit(disc: nn.Module, images: torch.Tensor, mode: str = "rgb") -> torch.Tensor:
+    """One real-vs-fake logit per image from a discriminator (DPED's two-class head or a
+    one-logit critic), on :func:`discriminator_input`."""
+    return two_class_to_logit(disc(discriminator_input(images, mode)))

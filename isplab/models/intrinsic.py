@@ -156,3 +156,20 @@ def split_intrinsic(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def intrinsic_net(**config: Any) -> nn.Module:
     """Two small U-Nets: sRGB -> albedo (3 ch) + shading (1 ch) of the linear image."""
     return IntrinsicNet(**config)
+
+
+# --- the shading as an image (how MDIE's translator sees it) -------------------------------
+
+_U_MIN, _U_MAX = 1e-4, 1.0 - 1e-4
+
+
+def shading_to_image(shading: torch.Tensor) -> torch.Tensor:
+    """Shading ``N x 1 x H x W`` (> 0) -> grey ``N x 3 x H x W`` image ``S / (1 + S)``."""
+    u = shading / (1.0 + shading)
+    return u.expand(-1, 3, -1, -1).contiguous()
+
+
+def image_to_shading(image: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`shading_to_image` (the channel mean, clipped to (0, 1))."""
+    u = image.mean(1, keepdim=True).clamp(_U_MIN, _U_MAX)
+    return u / (1.0 - u)

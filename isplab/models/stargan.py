@@ -26,18 +26,22 @@ the instance norms hide).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
+from isplab.classic import srgb_gamma
 from isplab.errors import InvalidInputError
 from isplab.models.common import GlobalAvgPool, check_input, crop_to, pad_to_multiple
+from isplab.models.intrinsic import image_to_shading, shading_to_image
 from isplab.models.registry import register_model
+from isplab.synth.degrade import DOMAINS
 
 PAPER = ("Choi et al., StarGAN: Unified Generative Adversarial Networks for Multi-Domain "
          "Image-to-Image Translation, CVPR 2018")
-N_DOMAINS = 3  # colour, texture, noise
+N_DOMAINS = len(DOMAINS)  # colour, texture, noise
 LABEL_DIM = 2 * N_DOMAINS  # domain labels + dataset mask
 
 
@@ -229,3 +233,72 @@ def stargan_generator(**config: Any) -> nn.Module:
 def stargan_discriminator(**config: Any) -> nn.Module:
     """StarGAN PatchGAN critic + domain classifier (global-pool class head)."""
     return StarGANDiscriminator(**config)
+
+
+# --- MDIE's conditioning: domain labels and the routing of domains to components ----------
+
+COMPONENTS = ("albedo", "shading")
+#: the seed's routing: which intrinsic components each domain's translation acts on
+SEED_ROUTING: dict[str, tuple[str, ...]] = {
+    "colour": ("albedo", "shading"), "texture": ("shading",), "noise": ("shading",)}
+
+
+def domain_labels(n: int, domains: Sequence[int], ref: torch.Tensor) -> torch.Tensor:
+    """``n x 6`` labels with the high-quality label and the mask entry on for ``domains``."""
+    lab = ref.new_zeros(n, 2 * N_DOMAINS)
+    for d in domains:
+        lab[:, d] = 1.0
+        lab[:, N_DOMAINS + d] = 1.0
+    return lab
+
+
+Routing = tuple[tuple[bool, bool], ...]
+
+
+def parse_routing(spec: Mapping[str, Sequence[str]] | None = None) -> Routing:
+    """``{domain: [components]}`` -> per domain index ``(on albedo, on shading)``.
+
+    ``spec`` names every domain of :data:`isplab.synth.degrade.DOMAINS` with a non-empty
+    list drawn from ``albedo`` / ``shading``; ``None`` is :data:`SEED_ROUTING`.
+    """
+    spec = SEED_ROUTING if spec is None else spec
+    if not isinstance(spec, Mapping) or set(spec) != set(DOMAINS):
+        raise InvalidInputError(f"routing must map each of {DOMAINS} to a list of components "
+                                f"from {COMPONENTS}, got {spec!r}")
+    out = []
+    for name in DOMAINS:
+        comps = [spec[name]] if isinstance(spec[name], str) else list(spec[name])
+        bad = [c for c in comps if c not in COMPONENTS]
+        if not comps or bad:
+            raise InvalidInputError(f"routing of {name}: components must be a non-empty list "
+                                    f"from {COMPONENTS}, got {spec[name]!r}")
+        out.append(("albedo" in comps, "shading" in comps))
+    return tuple(out)
+
+
+def train_on_albedo(routing: Routing, domain: torch.Tensor, coin: torch.Tensor) -> torch.Tensor:
+    """Training: which samples use their albedo (else their shading). ``domain``: each
+    sample's domain index; ``coin``: a fair boolean per sample, deciding where its domain is
+    routed to both components."""
+    routes = torch.tensor(routing, device=domain.device)
+    on_albedo, on_shading = routes[domain, 0], routes[domain, 1]
+    return on_albedo & (coin.to(domain.device) | ~on_shading)
+
+
+def translate_components(intrinsic: nn.Module, translator: nn.Module, srgb: torch.Tensor,
+                         passes: Sequence[torch.Tensor], routing: Routing | None = None
+                         ) -> torch.Tensor:
+    """Decompose ``srgb`` (``N x 3 x H x W``), translate the components pass by pass, rebuild
+    -> sRGB in [0, 1]. A pass translates the albedo (the shading) when one of the domains it
+    switches on is routed there (``routing`` from :func:`parse_routing`, default the seed's)."""
+    routing = parse_routing() if routing is None else routing
+    albedo, shading = intrinsic.decompose(srgb)
+    shade = shading_to_image(shading)
+    for labels in passes:
+        on = [d for d in range(N_DOMAINS) if bool(labels[:, N_DOMAINS + d].any())]
+        if any(routing[d][0] for d in on):
+            albedo = translator(albedo, labels)
+        if any(routing[d][1] for d in on):
+            shade = translator(shade, labels)
+    linear = albedo * image_to_shading(shade)
+    return srgb_gamma(linear.clamp(0.0, 1.0)).clamp(0.0, 1.0)

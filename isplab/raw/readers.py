@@ -11,6 +11,7 @@ import contextlib
 import logging
 import math
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -20,15 +21,33 @@ import numpy as np
 import torch
 
 from isplab.errors import InvalidInputError, RawReadError, UnsupportedCFAError
+from isplab.formats import ARRAY_SUFFIXES, HEADERLESS_SUFFIXES
+from isplab.formats import MOSAIC_IMAGE_SUFFIXES as IMAGE_SUFFIXES
 from isplab.raw.cfa import check_pattern, packed_offsets, pattern_from_rawpy, unpack
 from isplab.raw.image import RawImage
 
 log = logging.getLogger(__name__)
 
-HEADERLESS_SUFFIXES = (".raw", ".bin")
-ARRAY_SUFFIXES = (".npy",)
-IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".pgm")
+
 _COMMON_BIT_DEPTHS = (8, 10, 12, 14, 16)
+#: frames above this are refused unless asked (above every current camera's sensor)
+DEFAULT_MAX_MEGAPIXELS = 200.0
+
+
+class _Limit:
+    """The pixel limit of one read, checked against a size known from a header."""
+
+    def __init__(self, megapixels: float | None, path: Path):
+        self.megapixels, self.path = megapixels, path
+
+    def check(self, height: int, width: int) -> None:
+        if height <= 0 or width <= 0:
+            raise RawReadError(f"the header claims an empty {width}x{height} frame", self.path)
+        mp = height * width / 1e6
+        if self.megapixels is not None and mp > self.megapixels:
+            raise RawReadError(f"the header claims {width}x{height} pixels ({mp:,.0f} MP), over "
+                               f"the {self.megapixels:g} MP limit (--max-megapixels to raise "
+                               "it)", self.path)
 
 _MAGIC = {
     b"\xff\xd8\xff": "a JPEG image",
@@ -61,6 +80,7 @@ def read(
     black_level: float | list[float] | tuple[float, ...] | None = None,
     white_level: float | None = None,
     wb_gains: tuple[float, float, float] | None = None,
+    max_megapixels: float | None = DEFAULT_MAX_MEGAPIXELS,
 ) -> RawImage:
     """Read a raw frame into a :class:`RawImage` (mosaic normalised to [0, 1]).
 
@@ -72,6 +92,10 @@ def read(
       ``bit_depth``, ``byte_order``, ``cfa``, ``black_level``;
     - ``.npy``: ``H x W`` mosaic, or packed ``h x w x 4`` / ``4 x h x w`` in R, G1, G2, B order;
     - PNG/TIFF: single-channel 16-bit mosaic (e.g. ZRR ``huawei_raw``), or 4-channel packed.
+
+    ``max_megapixels`` refuses larger frames *before decoding*, from the header (LibRaw's
+    sizes, the PNG/TIFF/NPY header, the headerless flags): a small file claiming a huge size
+    never takes minutes and gigabytes (None: no limit).
 
     Keyword overrides replace what the file says (or supply what it lacks). For array formats
     with no stated white level, the smallest common bit depth (8, 10, 12, 14, 16) that holds
@@ -101,14 +125,15 @@ def read(
 
     overrides = dict(cfa=cfa, black_level=black_level, white_level=white_level,
                      bit_depth=bit_depth, wb_gains=wb_gains)
+    limit = _Limit(max_megapixels, p)
     try:
         if suffix in HEADERLESS_SUFFIXES or width is not None or height is not None:
-            return _read_headerless(p, width, height, byte_order, **overrides)
+            return _read_headerless(p, width, height, byte_order, limit=limit, **overrides)
         if suffix in ARRAY_SUFFIXES:
-            return _read_npy(p, **overrides)
+            return _read_npy(p, limit=limit, **overrides)
         if suffix in IMAGE_SUFFIXES and not _is_dng(p):
-            return _read_image_array(p, **overrides)
-        return _read_libraw(p, **overrides)
+            return _read_image_array(p, limit=limit, **overrides)
+        return _read_libraw(p, limit=limit, **overrides)
     except (RawReadError, UnsupportedCFAError):
         raise
     except InvalidInputError as exc:
@@ -176,12 +201,14 @@ def _libraw_messages(path: Path):
                 log.debug("%s: LibRaw says: %s", path.name, text)
 
 
-def _read_libraw(path: Path, cfa, black_level, white_level, bit_depth, wb_gains) -> RawImage:
+def _read_libraw(path: Path, cfa, black_level, white_level, bit_depth, wb_gains,
+                 limit: _Limit) -> RawImage:
     import rawpy
 
     said: list[str] = []
     try:
         with _libraw_messages(path) as said, rawpy.imread(str(path)) as r:
+            limit.check(int(r.sizes.raw_height), int(r.sizes.raw_width))  # before unpacking
             return _from_rawpy(r, path, cfa, black_level, white_level, bit_depth, wb_gains)
     except rawpy.LibRawFileUnsupportedError as exc:
         what = _sniff(path)
@@ -247,23 +274,57 @@ def _from_rawpy(r, path, cfa, black_level, white_level, bit_depth, wb_gains) -> 
 # ---------------------------------------------------------------- headerless
 
 
+_NAME_SIZE = re.compile(r"(?<![0-9])(\d{2,6})[xX](\d{2,6})(?![0-9])")
+_NAME_BITS = re.compile(r"(?<![0-9])(8|10|12|14|16)[-_]?bits?(?![a-z])", re.I)
+_NAME_CFA = re.compile(r"(?<![A-Za-z])(RGGB|BGGR|GRBG|GBRG)(?![A-Za-z])", re.I)
+
+
+def flags_from_name(path: str | Path) -> dict[str, Any]:
+    """What a headerless dump's file name says, by the common convention
+    ``name_<W>x<H>_<bits>bit_<CFA>.raw`` (any order): ``width``, ``height``, ``bit_depth``,
+    ``cfa`` when present."""
+    name = Path(path).stem
+    found: dict[str, Any] = {}
+    if m := _NAME_SIZE.search(name):
+        found["width"], found["height"] = int(m.group(1)), int(m.group(2))
+    if m := _NAME_BITS.search(name):
+        found["bit_depth"] = int(m.group(1))
+    if m := _NAME_CFA.search(name):
+        found["cfa"] = m.group(1).upper()
+    return found
+
+
 def _read_headerless(path, width, height, byte_order, cfa, black_level, white_level, bit_depth,
-                     wb_gains) -> RawImage:
+                     wb_gains, limit: _Limit) -> RawImage:
+    named = flags_from_name(path)
+    if width is None and height is None and "width" in named:
+        width, height = named["width"], named["height"]
+        bit_depth = bit_depth if bit_depth is not None else named.get("bit_depth")
+        cfa = cfa if cfa is not None else named.get("cfa")
+        log.info("%s: %dx%d, %s bits, %s from the file name", path.name, width, height,
+                 bit_depth, cfa)
     if width is None or height is None:
         raise RawReadError(
             "a headerless raw frame needs its size: give width and height "
-            "(CLI: --width W --height H, plus --bits, --cfa, --black-level)", path)
+            "(CLI: --width W --height H, plus --bits, --cfa, --black-level), or name the file "
+            "like frame_1920x1080_12bit_RGGB.raw", path)
     width, height = int(width), int(height)
     if width < 2 or height < 2:
         raise RawReadError(f"width and height must be >= 2, got {width}x{height}", path)
+    limit.check(height, width)
     bits = int(bit_depth) if bit_depth is not None else 16
     nbytes = 1 if bits <= 8 else 2
     expected = width * height * nbytes
     actual = path.stat().st_size
     if actual != expected:
+        hint = ""
+        if actual == width * height and nbytes == 2:
+            hint = ": one byte per pixel, an 8-bit frame? give --bits 8"
+        elif actual == 2 * width * height and nbytes == 1:
+            hint = ": two bytes per pixel, give --bits 10, 12, 14 or 16"
         raise RawReadError(
             f"file has {actual:,} bytes but a {width}x{height} frame of {bits}-bit samples "
-            f"({nbytes} byte{'s' if nbytes > 1 else ''} each) needs {expected:,} bytes",
+            f"({nbytes} byte{'s' if nbytes > 1 else ''} each) needs {expected:,} bytes{hint}",
             path)
     dtype = np.dtype(np.uint8) if nbytes == 1 else np.dtype("<u2" if byte_order == "little"
                                                             else ">u2")
@@ -290,7 +351,22 @@ def _read_headerless(path, width, height, byte_order, cfa, black_level, white_le
 # ---------------------------------------------------------------- arrays
 
 
-def _read_npy(path, cfa, black_level, white_level, bit_depth, wb_gains) -> RawImage:
+def _read_npy(path, cfa, black_level, white_level, bit_depth, wb_gains, limit: _Limit
+              ) -> RawImage:
+    try:
+        with open(path, "rb") as f:  # the header only: a huge claimed shape costs nothing
+            version = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape = tuple(int(v) for v in read_header(f)[0])
+    except Exception as exc:
+        raise RawReadError(f"not a readable .npy array ({exc.__class__.__name__}: {exc})",
+                           path) from exc
+    if len(shape) in (2, 3):
+        h, w = (shape[1], shape[2]) if len(shape) == 3 and shape[0] == 4 else shape[:2]
+        limit.check(h * (2 if len(shape) == 3 else 1), w * (2 if len(shape) == 3 else 1))
+    if 0 in shape:
+        raise RawReadError(f"empty array (shape {shape})", path)
     try:
         arr = np.load(path, allow_pickle=False)
     except Exception as exc:
@@ -299,8 +375,30 @@ def _read_npy(path, cfa, black_level, white_level, bit_depth, wb_gains) -> RawIm
     return _from_array(arr, path, "npy", cfa, black_level, white_level, bit_depth, wb_gains)
 
 
-def _read_image_array(path, cfa, black_level, white_level, bit_depth, wb_gains) -> RawImage:
+def _image_size(path: Path) -> tuple[int, int] | None:
+    """(height, width) from a PNG's IHDR or a TIFF's first page header; None if unknown."""
+    with open(path, "rb") as f:
+        head = f.read(32)
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        return int.from_bytes(head[20:24], "big"), int.from_bytes(head[16:20], "big")
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        import tifffile
+
+        try:
+            with tifffile.TiffFile(path) as tif:
+                shape = tif.pages[0].shape
+            return int(shape[0]), int(shape[1])
+        except Exception:
+            return None
+    return None
+
+
+def _read_image_array(path, cfa, black_level, white_level, bit_depth, wb_gains,
+                      limit: _Limit) -> RawImage:
     suffix = path.suffix.lower()
+    size = _image_size(path)
+    if size is not None:
+        limit.check(*size)
     if suffix in (".tif", ".tiff"):
         import tifffile
 

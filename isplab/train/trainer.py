@@ -33,12 +33,13 @@ import yaml
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from isplab.data.patches import EpochKeyed, StepSampler, seed_worker
+from isplab.data.patches import item_generator, train_loader
 from isplab.errors import InvalidInputError, IsplabError
 from isplab.losses import CompositeLoss, create_loss
 from isplab.metrics import create_metric
 from isplab.models import create_model, save_weights
 from isplab.train import checkpoint as ck
+from isplab.train.objectives import create_objective
 from isplab.train.recipe import stages_of
 
 log = logging.getLogger("isplab.train")
@@ -163,20 +164,6 @@ def resize_target(target: torch.Tensor, scale: float) -> torch.Tensor:
                          antialias=True)
 
 
-def to_discriminator_input(x: torch.Tensor, mode: str) -> torch.Tensor:
-    if mode == "gray":  # DPED: the discriminator judges texture, not colour
-        w = x.new_tensor([0.2989, 0.5870, 0.1140]).view(1, 3, 1, 1)
-        return (x * w).sum(1, keepdim=True).expand(-1, 3, -1, -1)
-    return x
-
-
-def two_class_to_logit(out: torch.Tensor) -> torch.Tensor:
-    """A 2-way softmax discriminator (DPED: class 1 = real) as one real-vs-fake logit."""
-    if out.ndim == 2 and out.shape[1] == 2:
-        return out[:, 1] - out[:, 0]
-    return out
-
-
 def param_checksum(model: nn.Module) -> str:
     h = hashlib.sha256()
     for _, p in sorted(model.state_dict().items()):
@@ -243,12 +230,6 @@ class Trainer:
                 torch.backends.cudnn.benchmark = False
                 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
-    def _autocast(self):
-        if self.amp == "off":
-            return nullcontext()
-        dtype = torch.bfloat16 if self.amp == "bf16" else torch.float16
-        return torch.autocast(self.device.type, dtype=dtype)
-
     def _build(self) -> None:
         r = self.recipe
         torch.manual_seed(int(r["seed"]))
@@ -277,14 +258,13 @@ class Trainer:
             self.adv = create_loss(self.gan.get("loss", "gan")).to(self.device)
         self.train_set = build_dataset(r["data"]["train"])
         self.val_set = build_dataset(r["data"]["val"]) if r["data"].get("val") else None
-        from isplab.train.objectives import create_objective
-
-        self.objective = create_objective(r.get("objective"), self)
+        supervised = str((r.get("objective") or {}).get("name", "supervised")) == "supervised"
         metric_names = list(self.cfg.get("metrics") or [])
         best = str(self.cfg.get("best_metric") or "").lstrip("-")
-        if best and best not in metric_names and self.objective is None:
-            metric_names.append(best)  # an objective reports its own validation metrics
+        if best and best not in metric_names and supervised:
+            metric_names.append(best)  # other objectives report their own validation metrics
         self.metrics = {m: create_metric(m) for m in metric_names}
+        self.objective = create_objective(r.get("objective"), self)
 
     def _stage_objects(self, stage_index: int) -> None:
         st = self.stages[stage_index]
@@ -303,14 +283,10 @@ class Trainer:
     def _loader(self, stage_index: int, done_in_stage: int) -> Iterator[dict]:
         spec = self.recipe["data"]["train"]
         bs = int(self.stage["batch_size"] or spec.get("batch_size", 8))
-        workers = int(spec.get("workers", 0))
-        sampler = StepSampler(len(self.train_set), seed=int(self.recipe["seed"]) + 7919 *
-                              stage_index, start=done_in_stage * bs, rank=self.rank,
-                              world=self.world)
-        loader = DataLoader(EpochKeyed(self.train_set), batch_size=bs, sampler=sampler,
-                            num_workers=workers, pin_memory=self.device.type == "cuda",
-                            worker_init_fn=seed_worker, drop_last=False)
-        return iter(loader)
+        return iter(train_loader(
+            self.train_set, bs, workers=int(spec.get("workers", 0)),
+            seed=int(self.recipe["seed"]) + 7919 * stage_index, start=done_in_stage * bs,
+            rank=self.rank, world=self.world, pin_memory=self.device.type == "cuda"))
 
     # -- state --
     def _state(self, stage_index: int, done_in_stage: int, step: int) -> dict[str, Any]:
@@ -359,16 +335,7 @@ class Trainer:
 
     # -- logs --
     def _loss_keys(self) -> list[str]:
-        if self.objective is not None:
-            return list(self.objective.loss_keys)
-        keys: list[str] = []
-        for st in self.stages:
-            for k in st["losses"]:
-                if k not in keys:
-                    keys.append(k)
-        if self.gan:
-            keys.append("d_loss")
-        return keys
+        return list(self.objective.loss_keys)
 
     def _open_logs(self, resumed_step: int) -> None:
         self.train_csv = self.out / "train_log.csv"
@@ -404,66 +371,72 @@ class Trainer:
             for k, v in terms.items():
                 self.tb.add_scalar(f"train/{k}", v, step)
 
-    # -- steps --
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+    # -- the public API objectives use --
+    def autocast(self):
+        """Mixed precision for the forward passes (``train.amp``; off on the CPU)."""
+        if self.amp == "off":
+            return nullcontext()
+        dtype = torch.bfloat16 if self.amp == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def generator(self, step: int, stream: int = 0) -> torch.Generator:
+        """A CPU generator keyed by (recipe seed, step, stream): a step's own randomness,
+        repeated exactly by a resumed run."""
+        return item_generator(int(self.recipe["seed"]), 1_000_033 + stream, step)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The (DDP) model on ``x`` with the stage's ``forward`` options."""
         return self.ddp_model(x, **self.stage["forward"])
 
-    def _train_step(self, batch: dict, step: int) -> tuple[float, dict[str, float]] | None:
-        if self.objective is not None:
-            return self.objective.train_step(batch, step)
-        spec = self.recipe["data"]["train"]
-        x = batch[spec.get("input_key", "raw")].to(self.device, non_blocking=True)
-        y = batch[spec.get("target_key", "target")].to(self.device, non_blocking=True)
+    def batch_input(self, batch: Mapping[str, Any], split: str = "train") -> torch.Tensor:
+        """The batch's input (``data.<split>.input_key``, default ``raw``) on the device."""
+        key = self.recipe["data"][split].get("input_key", "raw")
+        x = batch[key].to(self.device, non_blocking=True)
         if self.cfg.get("channels_last") and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        y = resize_target(y, self.stage["target_scale"])
-        self.ddp_model.train()
-        with self._autocast():
-            pred = self._forward(x)
-        pred = pred.float()
-        if pred.shape != y.shape:
+        return x
+
+    def batch_target(self, batch: Mapping[str, Any], split: str = "train") -> torch.Tensor:
+        """The batch's target (``target_key``, default ``target``) at the stage's scale."""
+        key = self.recipe["data"][split].get("target_key", "target")
+        y = batch[key].to(self.device, non_blocking=True)
+        return resize_target(y, self.stage["target_scale"])
+
+    def check_output(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        if pred.shape != target.shape:
             raise TrainingError(
                 f"stage {self.stage['name']}: model output {tuple(pred.shape)} does not match "
-                f"the target {tuple(y.shape)} (check target_scale and the model's forward "
-                "options)")
-        inputs = {}
-        if self.disc is not None:
-            mode = self.gan.get("input", "rgb")
-            inputs["fake_logits"] = two_class_to_logit(
-                self.ddp_disc(to_discriminator_input(pred, mode)))
-        if not torch.isfinite(pred).all():
-            bad_in = "" if torch.isfinite(x).all() else ", the input batch is not finite"
-            return self._skip(step, f"step {step}: non-finite model output{bad_in}")
-        total, terms = self.loss_fn(pred, y, **inputs)
-        if not torch.isfinite(total):
-            return self._skip(step, f"step {step}: non-finite loss {float(total)} "
-                                    f"(terms {terms})")
-        self.opt.zero_grad(set_to_none=True)
-        self.scaler.scale(total).backward()
-        if self.cfg.get("grad_clip"):
-            self.scaler.unscale_(self.opt)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(self.cfg["grad_clip"]))
-        self.scaler.step(self.opt)
-        self.scaler.update()
+                f"the target {tuple(target.shape)} (check target_scale and the model's "
+                "forward options)")
+
+    def optimise(self, total: torch.Tensor, optimizer: torch.optim.Optimizer, module: nn.Module,
+                 *, scaled: bool = True) -> None:
+        """Backward (through the AMP loss scaler unless ``scaled`` is False), gradient
+        clipping at ``train.grad_clip`` (the trained model only), the optimiser step, and the
+        EMA update when ``module`` is the trained model."""
+        optimizer.zero_grad(set_to_none=True)
+        clip = self.cfg.get("grad_clip") if module is self.model else None
+        if scaled:
+            self.scaler.scale(total).backward()
+            if clip:
+                self.scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(module.parameters(), float(clip))
+            self.scaler.step(optimizer)
+            self.scaler.update()
+        else:
+            total.backward()
+            if clip:
+                torch.nn.utils.clip_grad_norm_(module.parameters(), float(clip))
+            optimizer.step()
+        if module is self.model and self.ema is not None:
+            self.ema.update(self.model)
+
+    def step_scheduler(self) -> None:
         if self.sched is not None:
             self.sched.step()
-        if self.ema is not None:
-            self.ema.update(self.model)
-        if self.disc is not None:
-            mode = self.gan.get("input", "rgb")
-            for _ in range(int(self.gan.get("d_steps", 1))):
-                real = two_class_to_logit(self.ddp_disc(to_discriminator_input(y, mode)))
-                fake = two_class_to_logit(
-                    self.ddp_disc(to_discriminator_input(pred.detach(), mode)))
-                d_loss = self.adv.discriminator(real, fake)
-                self.d_opt.zero_grad(set_to_none=True)
-                d_loss.backward()
-                self.d_opt.step()
-            terms = {**terms, "d_loss": float(d_loss.detach())}
-        return float(total.detach()), terms
 
-    def _skip(self, step: int, msg: str) -> None:
-        """Count a skipped step; stop the run at ``train.max_nonfinite``."""
+    def skip(self, step: int, msg: str) -> None:
+        """Count a skipped (non-finite) step; stop the run at ``train.max_nonfinite``."""
         self.skipped += 1
         self.opt.zero_grad(set_to_none=True)
         limit = int(self.cfg.get("max_nonfinite", 10))
@@ -473,34 +446,38 @@ class Trainer:
         log.warning("%s; step skipped (%d so far)", msg, self.skipped)
         return None
 
-    @torch.no_grad()
-    def validate(self) -> dict[str, float]:
-        """Mean of each metric over the validation set (the EMA model when enabled)."""
+    @staticmethod
+    def describe_items(batch: Mapping[str, Any], bad: torch.Tensor) -> str:
+        """Name the batch items where ``bad`` (``N x ...`` booleans) holds: their ``name``
+        (file) and dataset ``index`` when the batch carries them."""
+        rows = bad.flatten(1).any(1).nonzero().flatten().tolist()
+        names = batch.get("name")
+        index = batch.get("index")
+        parts = []
+        for r in rows:
+            label = str(names[r]) if names is not None else f"item {r}"
+            if index is not None:
+                label += f" (dataset index {int(index[r])})"
+            parts.append(label)
+        return "sample " + ", ".join(parts) if parts else "the batch"
+
+    def val_batches(self) -> Iterator[dict]:
+        """Batches of the validation set (at most ``train.val_max_batches``)."""
         if self.val_set is None:
-            return {}
-        if self.objective is not None:
-            return self.objective.validate()
+            return
         spec = self.recipe["data"]["val"]
-        model = self.ema.module if self.ema is not None else self.model
-        model.eval()
         loader = DataLoader(self.val_set, batch_size=int(spec.get("batch_size", 1)),
                             shuffle=False, num_workers=int(spec.get("workers", 0)))
-        sums = {k: 0.0 for k in self.metrics}
-        count = 0
         limit = self.cfg.get("val_max_batches")
         for i, batch in enumerate(loader):
             if limit is not None and i >= int(limit):
                 break
-            x = batch[spec.get("input_key", "raw")].to(self.device)
-            y = batch[spec.get("target_key", "target")].to(self.device)
-            y = resize_target(y, self.stage["target_scale"])
-            with self._autocast():
-                pred = model(x, **self.stage["forward"])
-            pred = pred.float().clamp(0, 1)
-            for k, m in self.metrics.items():
-                sums[k] += float(m(pred, y).sum())
-            count += x.shape[0]
-        return {k: v / max(count, 1) for k, v in sums.items()}
+            yield batch
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """The objective's validation metrics (empty without validation data)."""
+        return {} if self.val_set is None else self.objective.validate()
 
     def _is_better(self, value: float) -> bool:
         key = str(self.cfg.get("best_metric") or "")
@@ -555,7 +532,7 @@ class Trainer:
                 batches = self._loader(stage_index, done_in_stage)
                 while done_in_stage < stage["steps"]:
                     t0 = time.perf_counter()
-                    result = self._train_step(next(batches), step + 1)
+                    result = self.objective.train_step(next(batches), step + 1)
                     step += 1
                     done_in_stage += 1
                     if result is not None and rank0 and (

@@ -1,212 +1,23 @@
-"""Training objectives other than "model(input) vs target": what one step of the trainer does.
-
-A recipe's ``objective: {name: ..., **options}`` selects one; the default, ``supervised``, is
-the trainer's own step (``CompositeLoss(model(x), y)`` plus the optional GAN of ``gan:``).
-An objective gets the :class:`~isplab.train.trainer.Trainer` (its model, discriminator,
-optimisers, device, autocast, non-finite skipping) and defines
-
-- ``train_step(batch, step) -> (loss, {term: value}) | None`` (None: the step was skipped),
-- ``validate() -> {metric: value}`` on the recipe's validation data,
-- ``loss_keys`` (the CSV columns).
-
-Everything else (checkpoints and exact resume, logs, validation schedule, best model) stays
-the trainer's; under ``torchrun`` the ``intrinsic`` objective runs with DDP like a supervised
-recipe, while ``stargan`` (two generator forwards per backward, which DDP does not allow)
-refuses more than one process. Randomness inside a step comes from generators keyed by
-``(seed, step)``, so a resumed run repeats the uninterrupted run.
-
-Registered:
-
-- ``intrinsic``: self-supervised albedo/shading decomposition
-  (:func:`isplab.enhance.intrinsic.decomposition_losses`) for ``intrinsic_net``;
-- ``stargan``: StarGAN multi-domain translation with WGAN-GP, the domain-classification
-  and cycle-reconstruction losses and ``n_critic`` critic steps per generator step, on images
-  or (MDIE) on their intrinsic components.
-"""
+"""``stargan``: StarGAN multi-domain translation with WGAN-GP (MDIE's translator)."""
 
 from __future__ import annotations
-
-from collections.abc import Mapping
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from isplab.data.patches import item_generator
 from isplab.errors import InvalidInputError
-
-_OBJECTIVES: dict[str, type] = {}
-
-
-def register_objective(name: str):
-    def deco(cls: type) -> type:
-        _OBJECTIVES[name] = cls
-        cls.name = name
-        return cls
-
-    return deco
-
-
-def list_objectives() -> list[str]:
-    return ["supervised", *_OBJECTIVES]
-
-
-def create_objective(spec: Mapping[str, Any] | None, trainer) -> Objective | None:
-    """The objective of a recipe's ``objective`` entry (None for ``supervised``)."""
-    spec = dict(spec or {})
-    name = str(spec.pop("name", "supervised"))
-    if name == "supervised":
-        if spec:
-            raise InvalidInputError(f"the supervised objective takes no options, got "
-                                    f"{sorted(spec)}")
-        return None
-    if name not in _OBJECTIVES:
-        raise InvalidInputError(f"unknown objective {name!r}; choose from "
-                                f"{', '.join(list_objectives())}")
-    try:
-        return _OBJECTIVES[name](trainer, **spec)
-    except TypeError as exc:
-        raise InvalidInputError(f"bad options for objective {name!r}: {exc}") from exc
-
-
-class Objective:
-    """Base class: see the module docstring."""
-
-    name = "objective"
-    loss_keys: list[str] = []
-
-    def __init__(self, trainer) -> None:
-        self.trainer = trainer
-
-    def generator(self, step: int, stream: int = 0) -> torch.Generator:
-        """A CPU generator keyed by (recipe seed, step, stream)."""
-        return item_generator(int(self.trainer.recipe["seed"]), 1_000_033 + stream, step)
-
-    def batch_input(self, batch: Mapping[str, Any], split: str = "train") -> torch.Tensor:
-        spec = self.trainer.recipe["data"][split]
-        return batch[spec.get("input_key", "image")].to(self.trainer.device, non_blocking=True)
-
-    def optimise(self, total: torch.Tensor, optimizer: torch.optim.Optimizer, module) -> None:
-        """Backward, optional gradient clipping, the optimiser step (and the EMA update for
-        the trained model)."""
-        t = self.trainer
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        if t.cfg.get("grad_clip"):
-            torch.nn.utils.clip_grad_norm_(module.parameters(), float(t.cfg["grad_clip"]))
-        optimizer.step()
-        if module is t.model and t.ema is not None:
-            t.ema.update(t.model)
-
-    def train_step(self, batch: Mapping[str, Any], step: int):
-        raise NotImplementedError
-
-    @torch.no_grad()
-    def validate(self) -> dict[str, float]:
-        return {}
-
-    def val_batches(self):
-        """Batches of the validation set (at most ``train.val_max_batches``)."""
-        from torch.utils.data import DataLoader
-
-        t = self.trainer
-        if t.val_set is None:
-            return
-        spec = t.recipe["data"]["val"]
-        loader = DataLoader(t.val_set, batch_size=int(spec.get("batch_size", 1)), shuffle=False,
-                            num_workers=int(spec.get("workers", 0)))
-        limit = t.cfg.get("val_max_batches")
-        for i, batch in enumerate(loader):
-            if limit is not None and i >= int(limit):
-                break
-            yield batch
-
-
-@register_objective("intrinsic")
-class IntrinsicObjective(Objective):
-    """Self-supervised intrinsic decomposition (``model.decompose(srgb) -> (A, S)``).
-
-    Options: ``weights`` (loss-term weights over
-    :data:`isplab.enhance.intrinsic.LOSS_WEIGHTS`), ``shading`` (options of
-    :func:`isplab.enhance.intrinsic.synthetic_shading`).
-
-    Validation: ``recon_psnr`` (``A * S`` against the linear input, dB) and ``albedo_si``
-    (scale-invariant error between the albedo of a validation patch and of its re-shaded
-    twin; lower is steadier under relighting).
-    """
-
-    def __init__(self, trainer, weights: Mapping[str, float] | None = None,
-                 shading: Mapping[str, Any] | None = None) -> None:
-        super().__init__(trainer)
-        from isplab.enhance.intrinsic import LOSS_WEIGHTS
-
-        self.weights = dict(weights or {})
-        unknown = set(self.weights) - set(LOSS_WEIGHTS)
-        if unknown:
-            raise InvalidInputError(f"unknown intrinsic loss terms {sorted(unknown)}; known: "
-                                    f"{sorted(LOSS_WEIGHTS)}")
-        self.shading = dict(shading or {})
-        self.loss_keys = list(LOSS_WEIGHTS)
-
-    def train_step(self, batch, step):
-        from isplab.enhance.intrinsic import decomposition_losses
-
-        t = self.trainer
-        x = self.batch_input(batch)
-        t.model.train()
-        model = t.ddp_model
-        with t._autocast():
-            terms = decomposition_losses(_Decomposer(model), x, self.generator(step),
-                                         self.weights, self.shading)
-        total = terms.pop("total").float()
-        if not torch.isfinite(total):
-            return t._skip(step, f"step {step}: non-finite loss {float(total)} "
-                                 f"(terms { {k: float(v) for k, v in terms.items()} })")
-        self.optimise(total, t.opt, t.model)
-        if t.sched is not None:
-            t.sched.step()
-        return float(total.detach()), {k: float(v.detach()) for k, v in terms.items()}
-
-    @torch.no_grad()
-    def validate(self) -> dict[str, float]:
-        from isplab.classic import srgb_to_linear
-        from isplab.enhance.intrinsic import reshade, scale_invariant_error, synthetic_shading
-        from isplab.metrics import psnr
-
-        t = self.trainer
-        model = t.ema.module if t.ema is not None else t.model
-        model.eval()
-        sums = {"recon_psnr": 0.0, "albedo_si": 0.0}
-        count = 0
-        for i, batch in enumerate(self.val_batches()):
-            x = self.batch_input(batch, "val")
-            a, s = model.decompose(x)
-            lin = srgb_to_linear(x)
-            sums["recon_psnr"] += float(psnr((a * s).clamp(0, 1), lin).sum())
-            g = item_generator(int(t.recipe["seed"]), 77, i)
-            relit, valid = reshade(x, synthetic_shading(x.shape[0], x.shape[2], x.shape[3], g)
-                                   .to(x))
-            a2, _ = model.decompose(relit)
-            sums["albedo_si"] += float(scale_invariant_error(a2, a, valid).sum())
-            count += x.shape[0]
-        return {k: v / max(count, 1) for k, v in sums.items()}
-
-
-class _Decomposer:
-    """``decompose`` through a (possibly DDP-wrapped) ``intrinsic_net``'s forward."""
-
-    def __init__(self, model) -> None:
-        self.model = model
-
-    def decompose(self, x: torch.Tensor):
-        y = self.model(x)
-        return y[:, :3], y[:, 3:]
+from isplab.losses.functional import gradient_penalty
+from isplab.metrics import psnr
+from isplab.models import load_model
+from isplab.models.intrinsic import shading_to_image
+from isplab.models.stargan import parse_routing, train_on_albedo, translate_components
+from isplab.synth.degrade import DOMAINS
+from isplab.train.objectives import OBJECTIVES, Objective
 
 
 def _psnr_by_domain(rows: list[tuple[int, float, float]]) -> dict[str, float]:
     """Mean translated / input PSNR of ``(domain, translated, input)`` rows, overall and for
     each domain present (``psnr_noise``, ``psnr_input_noise``, ...)."""
-    from isplab.enhance.domains import DOMAINS
 
     def means(sel, suffix=""):
         n = max(len(sel), 1)
@@ -221,7 +32,8 @@ def _psnr_by_domain(rows: list[tuple[int, float, float]]) -> dict[str, float]:
     return out
 
 
-@register_objective("stargan")
+@OBJECTIVES.register("stargan", description="StarGAN multi-domain translation "
+                     "(WGAN-GP; MDIE)")
 class StarGANObjective(Objective):
     """StarGAN (Choi et al. 2018) with the multi-dataset mask vector, as MDIE uses it.
 
@@ -246,8 +58,8 @@ class StarGANObjective(Objective):
     ``component: intrinsic`` trains on the intrinsic components of the images instead (MDIE):
     a frozen ``intrinsic_net`` (``intrinsic_weights``) decomposes each image, and each sample
     trains on a component that ``routing`` sends its domain to (default the seed's,
-    :data:`isplab.enhance.mdie.SEED_ROUTING`: texture and noise on the shading, shown as a
-    grey image by :func:`isplab.enhance.mdie.shading_to_image`; colour on the albedo or the
+    :data:`isplab.models.stargan.SEED_ROUTING`: texture and noise on the shading, shown as a
+    grey image by :func:`isplab.models.intrinsic.shading_to_image`; colour on the albedo or the
     shading), one component per sample, at random where a domain has two.
 
     Validation: ``psnr`` of the low-quality validation items translated to high quality
@@ -285,9 +97,6 @@ class StarGANObjective(Objective):
         self.component = component
         self.intrinsic = None
         if component == "intrinsic":
-            from isplab.enhance.mdie import parse_routing
-            from isplab.models import load_model
-
             self._routing = parse_routing(routing)
             self.intrinsic = load_model(intrinsic_weights).to(trainer.device).eval()
             for p in self.intrinsic.parameters():
@@ -297,8 +106,6 @@ class StarGANObjective(Objective):
     def _components(self, x: torch.Tensor, use_albedo: torch.Tensor) -> torch.Tensor:
         """Images -> the component each sample trains on (component mode): the albedo where
         ``use_albedo``, else the shading as a grey image."""
-        from isplab.enhance.mdie import shading_to_image
-
         with torch.no_grad():
             a, s = self.intrinsic.decompose(x)
         return torch.where(use_albedo[:, None, None, None], a, shading_to_image(s))
@@ -314,18 +121,14 @@ class StarGANObjective(Objective):
         return F.binary_cross_entropy_with_logits(logits[idx, domain], quality[idx, domain])
 
     def train_step(self, batch, step):
-        from isplab.losses.functional import gradient_penalty
-
         t = self.trainer
-        g = self.generator(step)
-        x = self.batch_input(batch)
+        g = t.generator(step)
+        x = t.batch_input(batch)
         mask = batch["mask"].to(x)
         quality = batch["labels"].to(x)
         domain = mask.argmax(1)
         clean = batch["clean"].to(x) if self.lambda_pair > 0 else None
         if self.component == "intrinsic":
-            from isplab.enhance.mdie import train_on_albedo
-
             coin = torch.rand(x.shape[0], generator=g) < 0.5
             use_albedo = train_on_albedo(self._routing, domain, coin)
             x = self._components(x, use_albedo)
@@ -347,8 +150,8 @@ class StarGANObjective(Objective):
         d_gp = gradient_penalty(lambda v: critic(v)[0], x, fake, g)
         d_total = d_adv + self.lambda_cls * d_cls + self.lambda_gp * d_gp
         if not torch.isfinite(d_total):
-            return t._skip(step, f"step {step}: non-finite critic loss {float(d_total)}")
-        self.optimise(d_total, t.d_opt, t.disc)
+            return t.skip(step, f"step {step}: non-finite critic loss {float(d_total)}")
+        t.optimise(d_total, t.d_opt, t.disc)
         terms = {"d_adv": float(d_adv.detach()), "d_cls": float(d_cls.detach()),
                  "d_gp": float(d_gp.detach())}
         total = float(d_total.detach())
@@ -370,10 +173,9 @@ class StarGANObjective(Objective):
                     extra["g_pair"] = (fake[lq] - clean[lq]).abs().mean()
                     g_total = g_total + self.lambda_pair * extra["g_pair"]
             if not torch.isfinite(g_total):
-                return t._skip(step, f"step {step}: non-finite generator loss {float(g_total)}")
-            self.optimise(g_total, t.opt, t.model)
-            if t.sched is not None:
-                t.sched.step()
+                return t.skip(step, f"step {step}: non-finite generator loss {float(g_total)}")
+            t.optimise(g_total, t.opt, t.model)
+            t.step_scheduler()
             terms.update(g_adv=float(g_adv.detach()), g_cls=float(g_cls.detach()),
                          g_rec=float(g_rec.detach()),
                          **{k: float(v.detach()) for k, v in extra.items()})
@@ -382,14 +184,12 @@ class StarGANObjective(Objective):
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        from isplab.metrics import psnr
-
         t = self.trainer
         model = t.ema.module if t.ema is not None else t.model
         model.eval()
         rows: list[tuple[int, float, float]] = []  # (domain, translated, input) per item
-        for batch in self.val_batches():
-            x = self.batch_input(batch, "val")
+        for batch in t.val_batches():
+            x = t.batch_input(batch, "val")
             lq = batch["lq"].bool()
             if not lq.any():
                 continue
@@ -397,8 +197,6 @@ class StarGANObjective(Objective):
             clean = batch["clean"][lq].to(x)
             target = self._labels(torch.ones_like(mask) * mask, mask)
             if self.component == "intrinsic":
-                from isplab.enhance.mdie import translate_components
-
                 out = translate_components(self.intrinsic, model, x, [target], self._routing)
             else:
                 out = model(x, target).clamp(0, 1)

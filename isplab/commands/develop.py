@@ -1,0 +1,227 @@
+"""``isplab develop``: raw files -> photos, with the classical, hybrid or a zoo ISP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from isplab.commands import _options as opt
+
+LEARNED_PANEL = "Learned ISP"
+
+
+class Demosaic(str, Enum):
+    bilinear = "bilinear"
+    malvar2004 = "malvar2004"
+    menon2007 = "menon2007"
+    learned = "learned"
+
+
+class OutFormat(str, Enum):
+    png = "png"
+    tiff = "tiff"
+    jpg = "jpg"
+
+
+class Tone(str, Enum):
+    none = "none"
+    smoothstep = "smoothstep"
+    filmic = "filmic"
+
+
+@dataclass
+class DevelopWorker:
+    """Develops one file (a picklable recipe: each worker process builds the pipeline once,
+    on its first file)."""
+
+    pipeline: dict[str, Any]
+    reader: dict[str, Any]
+    mixed: bool
+    output_bps: int
+    overwrite: bool
+    max_megapixels: float
+    _isp: Any = field(default=None, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:  # workers build their own pipeline
+        return {**self.__dict__, "_isp": None}
+
+    def build(self) -> Any:
+        if self._isp is None:
+            self._isp = build_pipeline(**self.pipeline)
+        return self._isp
+
+    def __call__(self, task) -> list[str]:
+        from isplab import raw as rawio
+        from isplab.io import write_image
+
+        isp = self.build()
+        options = opt.overrides_for(task.source, self.reader, self.mixed)
+        raw = rawio.read(task.source, max_megapixels=self.max_megapixels, **options)
+        image = isp.postprocess(raw, self.output_bps)
+        write_image(task.target, image, bits=self.output_bps, overwrite=self.overwrite)
+        return []
+
+
+def build_pipeline(isp: str, weights: str | None, onnx: str | None, tile: int | None,
+                   overlap: int | None, device: str, dtype: str, classic: dict[str, Any]):
+    """The developer: ClassicISP, the hybrid ISP (``learned`` or ``--demosaic learned``) or
+    a blind zoo model (name + weights, weights file, run folder, ONNX file)."""
+    if isp in ("classic", "learned") and onnx is None:
+        if isp == "learned" or classic.get("demosaic_algorithm") == "learned":
+            from isplab.infer.hybrid import hybrid_isp
+
+            return hybrid_isp(weights, tile=tile, overlap=overlap, device=device, dtype=dtype,
+                              **classic)
+        from isplab.classic.pipeline import ClassicISP
+
+        return ClassicISP(**classic)
+    from isplab.infer.develop import learned_isp
+
+    return learned_isp(isp, weights=weights, onnx=onnx, tile=tile, overlap=overlap,
+                       device=device, dtype=dtype)
+
+
+def _check_device(device: str, dtype: str) -> None:
+    import re
+
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+        raise typer.BadParameter(f"--device must be auto, cpu or cuda[:i], got {device!r}")
+    if dtype not in ("float32", "bfloat16", "float16"):
+        raise typer.BadParameter(f"--dtype must be float32, bfloat16 or float16, got {dtype!r}")
+
+
+def command(
+    inputs: Annotated[list[Path] | None, typer.Argument(
+        help="Raw files (DNG, camera raws, .raw, .npy, mosaic PNG/TIFF) or folders.",
+        show_default=False)] = None,
+    output: opt.OutputDir = ...,
+    sample: Annotated[bool, typer.Option(
+        "--sample", help="Develop the built-in sample raw (written into the output folder).")
+    ] = False,
+    isp: Annotated[str, typer.Option(
+        help="classic; learned (hybrid: the file's metadata + the learned jdd_net demosaic and "
+        "denoise); or a blind zoo model: a name with --weights, a weights file, a run or "
+        "checkpoint folder.")] = "classic",
+    weights: Annotated[Path | None, typer.Option(
+        "--weights", help="Weights for --isp NAME, or other jdd_net weights for the learned "
+        "demosaic.", rich_help_panel=LEARNED_PANEL, show_default=False)] = None,
+    noise: Annotated[str | None, typer.Option(
+        "--noise", help="The raw's noise as SHOT,READ variances (default: the DNG "
+        "NoiseProfile, else estimated from the raw).", rich_help_panel=LEARNED_PANEL,
+        show_default=False)] = None,
+    onnx: Annotated[Path | None, typer.Option(
+        "--onnx", help="An exported ONNX model, run by onnxruntime.",
+        rich_help_panel=LEARNED_PANEL, show_default=False)] = None,
+    tile: Annotated[int | None, typer.Option(
+        "--tile", help="Tile side in packed pixels (default: from free memory).",
+        rich_help_panel=LEARNED_PANEL, show_default=False)] = None,
+    overlap: Annotated[int | None, typer.Option(
+        "--overlap", help="Tile overlap in packed pixels (default: the model's).",
+        rich_help_panel=LEARNED_PANEL, show_default=False)] = None,
+    device: Annotated[str, typer.Option(
+        "--device", help="auto, cpu or cuda[:i].", rich_help_panel=LEARNED_PANEL)] = "auto",
+    dtype: Annotated[str, typer.Option(
+        "--dtype", help="float32, bfloat16 or float16 (CUDA).", rich_help_panel=LEARNED_PANEL)
+    ] = "float32",
+    wb: Annotated[str, typer.Option(
+        help="White balance: camera, auto, white-patch, none, or gains R,G,B.")] = "camera",
+    demosaic: Annotated[Demosaic, typer.Option(help="Demosaicing algorithm.")
+                        ] = Demosaic.bilinear,
+    output_bps: Annotated[int, typer.Option("--output-bps", help="Output bits: 8 or 16.")] = 8,
+    fmt: Annotated[OutFormat, typer.Option("--format", help="Output file format.")
+                   ] = OutFormat.png,
+    half_size: Annotated[bool, typer.Option(
+        "--half-size", help="Half-resolution output, no demosaicing (fast preview).")] = False,
+    no_auto_bright: Annotated[bool, typer.Option(
+        "--no-auto-bright", help="Keep the exposure as shot.")] = False,
+    bright: Annotated[float, typer.Option(help="Extra brightness multiplier (> 0).")] = 1.0,
+    tone: Annotated[Tone, typer.Option(help="Global tone curve before gamma.")] = Tone.none,
+    gamma: Annotated[str, typer.Option(
+        help="Output curve: srgb, bt709, linear, POWER or POWER,SLOPE as rawpy.")] = "srgb",
+    denoise: Annotated[float, typer.Option(
+        help="Light bilateral denoise strength on the output (0 = off).")] = 0.0,
+    max_megapixels: opt.MaxMegapixels = 200.0,
+    overwrite: opt.Overwrite = False,
+    jobs: opt.Jobs = None,
+    shard: opt.Shard = None,
+    width: opt.Width = None, height: opt.Height = None, bits: opt.Bits = None,
+    byte_order: opt.ByteOrderOpt = None, cfa: opt.Cfa = None, black_level: opt.BlackLevel = None,
+    white_level: opt.WhiteLevel = None,
+    quiet: opt.Quiet = False,
+    debug: opt.Debug = False,
+) -> None:
+    """Develop raw files into photos in OUTPUT; inputs are never replaced.
+
+    A file that cannot be read or developed is reported in one line and skipped; existing
+    outputs are skipped (--overwrite replaces them); the exit code is 1 if any file failed.
+    """
+    from isplab.cli import _setup_logging, err
+
+    _setup_logging(debug, quiet)
+    if output_bps not in (8, 16):
+        raise typer.BadParameter("--output-bps must be 8 or 16")
+    if fmt is OutFormat.jpg and output_bps == 16:
+        raise typer.BadParameter("JPEG is 8-bit only: use --format png or tiff with "
+                                 "--output-bps 16")
+    _check_device(device, dtype)
+    classic = dict(
+        demosaic_algorithm=demosaic.value, half_size=half_size, no_auto_bright=no_auto_bright,
+        bright=opt.finite(bright, "--bright", low=0, low_open=True, high=1e4),
+        tone=tone.value, gamma=opt.gamma(gamma),
+        denoise_strength=opt.finite(denoise, "--denoise", low=0, high=1),
+        noise=opt.noise(noise), **opt.wb(wb))
+    worker = DevelopWorker(
+        pipeline=dict(isp=isp, weights=None if weights is None else str(weights),
+                      onnx=None if onnx is None else str(onnx), tile=tile, overlap=overlap,
+                      device=device, dtype=dtype, classic=classic),
+        reader=opt.reader_overrides(width, height, bits, byte_order, cfa, black_level,
+                                    white_level),
+        mixed=False, output_bps=output_bps, overwrite=overwrite,
+        max_megapixels=opt.finite(max_megapixels, "--max-megapixels", low=0, low_open=True))
+    inputs = list(inputs or [])
+    if not inputs and not sample:
+        raise typer.BadParameter("give raw files or folders to develop, or --sample")
+    raise typer.Exit(_run(worker, inputs, output, fmt, sample, jobs, shard, quiet, debug, err))
+
+
+def _run(worker: DevelopWorker, inputs: list[Path], output: Path, fmt: OutFormat, sample: bool,
+         jobs: int | None, shard: str | None, quiet: bool, debug: bool, err) -> int:
+    from rich.markup import escape
+
+    from isplab.commands import _batch
+    from isplab.errors import IsplabError
+    from isplab.formats import OUTPUT_FORMATS, RAW_SCAN_SUFFIXES, is_headerless
+
+    try:
+        worker.build()  # a bad --isp / --weights fails once, before any file
+        parts = _batch.parse_shard(shard)
+        folder = _batch.OutputFolder(output)
+        folder.prepare()
+        if sample:
+            inputs.insert(0, _sample(output, quiet, err))
+    except IsplabError as exc:
+        if debug:
+            raise
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        return 2
+    files, problems = _batch.collect(inputs, RAW_SCAN_SUFFIXES)
+    files = _batch.select_shard(files, parts)
+    worker.mixed = any(is_headerless(f) for f in files) and \
+        not all(is_headerless(f) for f in files)
+    plan = _batch.plan_outputs(files, output, OUTPUT_FORMATS[fmt.value], worker.overwrite)
+    n = _batch.default_jobs() if jobs is None else int(opt.finite(jobs, "--jobs", low=1))
+    return _batch.run_batch("develop", "developed", plan, worker, jobs=n, quiet=quiet,
+                            debug=debug, console=err, problems=problems, folder=folder)
+
+
+def _sample(output: Path, quiet: bool, err) -> Path:
+    from isplab.sample import write_sample
+
+    path, written = write_sample(output)
+    if not quiet:
+        err.print(f"sample raw {'written to' if written else 'already in'} {path}")
+    return path

@@ -1,0 +1,240 @@
+"""The batch rules every file-to-file verb shares (isplab.commands._batch), through
+``isplab develop``: output folder checks, skipped outputs, --overwrite safety, the rename race,
+leftovers, --jobs, --shard, mixed headerless inputs, option checks and size limits."""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from isplab.cli import app
+from isplab.commands import _batch
+from isplab.io import atomic_write, written_by_isplab
+
+from .conftest import BGGR_12BIT, need
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def sample_dng(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("sample")
+    assert run("develop", "--sample", "-o", d, "-q").exit_code == 0
+    return d / "isplab_sample_astronaut.dng"
+
+
+@pytest.fixture
+def three_raws(tmp_path, sample_dng) -> Path:
+    src = tmp_path / "raws"
+    src.mkdir()
+    for name in ("a", "b", "c"):
+        (src / f"{name}.dng").write_bytes(sample_dng.read_bytes())
+    return src
+
+
+def test_jobs_give_the_same_bytes_as_one_process(tmp_path, three_raws):
+    r1 = run("develop", three_raws, "-o", tmp_path / "one", "--jobs", "1", "-q")
+    r2 = run("develop", three_raws, "-o", tmp_path / "two", "--jobs", "2", "-q")
+    assert r1.exit_code == 0 and r2.exit_code == 0, r1.output + r2.output
+    for name in ("a", "b", "c"):
+        assert (tmp_path / "one" / f"{name}.png").read_bytes() == \
+            (tmp_path / "two" / f"{name}.png").read_bytes()
+
+
+def test_shards_cover_every_input_exactly_once(tmp_path):
+    files = [tmp_path / f"d{i % 3}" / f"f{i:03d}.dng" for i in range(50)]
+    seen: list[Path] = []
+    for k in range(1, 5):
+        seen += _batch.select_shard(files, (k, 4))
+    assert sorted(seen) == sorted(files)
+    assert _batch.select_shard(list(reversed(files)), (2, 4)) == _batch.select_shard(files, (2, 4))
+    for bad in ("0/4", "5/4", "x", "1/0"):
+        with pytest.raises(Exception, match="--shard"):
+            _batch.parse_shard(bad)
+
+
+def test_shard_option_develops_a_part(tmp_path, three_raws):
+    outs = []
+    for k in (1, 2):
+        out = tmp_path / f"s{k}"
+        assert run("develop", three_raws, "-o", out, "--shard", f"{k}/2", "-q").exit_code == 0
+        outs += sorted(p.name for p in out.glob("*.png")) if out.exists() else []
+    assert sorted(outs) == ["a.png", "b.png", "c.png"]
+
+
+def test_output_folder_that_cannot_be_created_is_one_line(tmp_path, sample_dng):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = run("develop", sample_dng, "-o", blocker / "sub")
+    assert r.exit_code == 2 and "cannot create the output folder" in r.output
+    assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_unwritable_output_folder_is_checked_up_front(tmp_path, sample_dng, monkeypatch):
+    import tempfile
+
+    out = tmp_path / "ro"
+    out.mkdir()
+    real = tempfile.mkstemp
+
+    def deny(*a, **kw):
+        if kw.get("prefix", "").startswith(".isplab-probe"):
+            raise PermissionError(13, "Permission denied")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(tempfile, "mkstemp", deny)
+    r = run("develop", sample_dng, "-o", out)
+    assert r.exit_code == 2
+    assert "cannot write into the output folder (Permission denied)" in r.output
+    assert list(out.iterdir()) == []
+
+
+def test_failed_run_leaves_no_empty_output_folder(tmp_path):
+    bad = tmp_path / "bad.dng"
+    bad.write_bytes(b"not a raw at all")
+    r = run("develop", bad, "-o", tmp_path / "new")
+    assert r.exit_code == 1
+    assert not (tmp_path / "new").exists()
+
+
+def test_overwrite_never_replaces_a_raw_input_in_the_output_folder(tmp_path):
+    """Issue 21.5: developing s/ into s/ with --overwrite must not replace s/scene.png (a raw
+    mosaic PNG isplab reads, not an image it wrote) with the photo of s/scene.npy."""
+    s = tmp_path / "s"
+    s.mkdir()
+    mosaic = (np.random.default_rng(0).random((32, 32)) * 1023).astype(np.uint16)
+    cv2.imwrite(str(s / "scene.png"), mosaic)
+    np.save(s / "scene.npy", mosaic.astype(np.float32) / 1023)
+    before = (s / "scene.png").read_bytes()
+    r = run("develop", s, "-o", s, "--overwrite")
+    assert r.exit_code == 1 and "was not written by isplab" in r.output
+    assert (s / "scene.png").read_bytes() == before
+
+
+def test_no_overwrite_holds_at_the_rename(tmp_path):
+    """Issue 21.6: another run writing the same output between our check and our rename
+    wins; ours fails with FileExistsError and removes its temporary."""
+    target = tmp_path / "x.png"
+
+    def slow_write(tmp: str) -> None:
+        Path(tmp).write_bytes(b"ours")
+        target.write_bytes(b"theirs")  # the concurrent run finishes first
+
+    with pytest.raises(FileExistsError, match="another run"):
+        atomic_write(target, slow_write)
+    assert target.read_bytes() == b"theirs"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.png"]
+
+
+def test_two_concurrent_develops_never_replace_each_other(tmp_path, three_raws):
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "isplab.cli", "develop", str(three_raws), "-o", str(out),
+           "--jobs", "1", "-q"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(2)]
+    results = [p.communicate(timeout=300) for p in procs]
+    codes = [p.returncode for p in procs]
+    assert all(c in (0, 1) for c in codes), results
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c.png"]
+    assert all(written_by_isplab(p) for p in out.iterdir())
+    for _, stderr in results:  # a lost race is reported, never silent
+        text = stderr.decode()
+        assert "Traceback" not in text
+
+
+def test_leftover_temporaries_of_dead_runs_are_removed(tmp_path, sample_dng):
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = out / ".sample.isplab-999999999.abc.png"
+    dead.write_bytes(b"half")
+    alive = out / f".other.isplab-{os.getpid()}.abc.png"
+    alive.write_bytes(b"in progress")
+    assert run("develop", sample_dng, "-o", out, "-q").exit_code == 0
+    assert not dead.exists() and alive.exists()
+
+
+def test_sample_is_reused_and_never_confused(tmp_path):
+    r = run("develop", "--sample", "-o", tmp_path)
+    assert "sample raw written to" in r.output
+    r = run("develop", "--sample", "-o", tmp_path / "again")
+    assert r.exit_code == 0
+    (tmp_path / "again" / "isplab_sample_astronaut.png").unlink()
+    r = run("develop", "--sample", "-o", tmp_path / "again")
+    assert "sample raw already in" in r.output and r.exit_code == 0
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "isplab_sample_astronaut.dng").write_bytes(b"someone else's file")
+    r = run("develop", "--sample", "-o", other)
+    assert r.exit_code == 2 and "is not isplab's sample raw" in r.output
+    assert (other / "isplab_sample_astronaut.dng").read_bytes() == b"someone else's file"
+
+
+def test_headerless_flags_reach_headerless_files_only(tmp_path, sample_dng):
+    frame = tmp_path / "frame.raw"
+    frame.write_bytes(need(BGGR_12BIT).read_bytes())
+    r = run("develop", sample_dng, frame, "-o", tmp_path / "out", "--width", "1920",
+            "--height", "1080", "--bits", "12", "--cfa", "BGGR", "--black-level", "64", "-q")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "out" / "isplab_sample_astronaut.png").exists()
+    assert (tmp_path / "out" / "frame.png").exists()
+    alone = run("develop", sample_dng, "-o", tmp_path / "alone", "-q")
+    assert alone.exit_code == 0
+    assert (tmp_path / "out" / "isplab_sample_astronaut.png").read_bytes() == \
+        (tmp_path / "alone" / "isplab_sample_astronaut.png").read_bytes()
+
+
+@pytest.mark.parametrize("args", [
+    ["--bright", "nan"], ["--bright", "0"], ["--gamma", "nan,nan"], ["--gamma", "0"],
+    ["--white-level", "inf"], ["--black-level", "-inf"], ["--black-level", "-1e30"],
+    ["--black-level", "abc"], ["--wb", "1,nan,1"], ["--noise", "1,inf"],
+    ["--device", "nonsense"], ["--max-megapixels", "nan"], ["--jobs", "0"],
+    ["--denoise", "inf"],
+])
+def test_bad_numbers_are_refused_before_any_work(tmp_path, sample_dng, args):
+    out = tmp_path / "out"
+    r = run("develop", sample_dng, "-o", out, *args)
+    assert r.exit_code == 2, (args, r.output)
+    assert "Traceback" not in r.output
+    assert not list(out.glob("*.png")) if out.exists() else True
+
+
+def test_gamma_takes_a_bare_power(tmp_path, sample_dng):
+    r = run("develop", sample_dng, "-o", tmp_path, "--gamma", "2", "-q")
+    assert r.exit_code == 0, r.output
+
+
+def _png_header(path: Path, width: int, height: int, bit_depth: int = 16, colour: int = 0):
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + chunk
+                     + struct.pack(">I", zlib.crc32(chunk)) + b"\x00" * 20)
+
+
+def test_a_tiny_file_claiming_a_huge_frame_is_refused_from_its_header(tmp_path):
+    bomb = tmp_path / "bomb.png"
+    _png_header(bomb, 100_000, 100_000)
+    for verb in (["develop", bomb, "-o", tmp_path / "o"], ["info", bomb]):
+        r = run(*verb)
+        assert r.exit_code in (1, 2) and "10,000 MP" in r.output and "--max-megapixels" in \
+            r.output, r.output
+        assert "Traceback" not in r.output
+    with open(tmp_path / "big.npy", "wb") as f:  # a header claiming 400 MP, no data
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": "|u1", "fortran_order": False, "shape": (20_000, 20_000)})
+    r = run("info", tmp_path / "big.npy")
+    assert r.exit_code == 1 and "over the 200 MP limit" in r.output

@@ -21,7 +21,6 @@ from isplab.classic.demosaic import (
 )
 from isplab.classic.denoise import denoise
 from isplab.classic.histogram import clahe, equalize_channel, histogram_equalize
-from isplab.classic.levels import normalize_levels
 from isplab.classic.pipeline import ClassicISP, camera_to_srgb_matrix
 from isplab.classic.tone import (
     auto_bright_gain,
@@ -35,6 +34,7 @@ from isplab.classic.tone import (
     srgb_to_linear,
 )
 from isplab.classic.white_balance import apply_white_balance, gray_world_gains, white_patch_gains
+from isplab.raw.levels import normalize_levels
 
 __all__ = [
     "SRGB_TO_XYZ", "XYZ_TO_SRGB", "apply_color_matrix", "camera_to_srgb_from_xyz",

@@ -4,21 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from isplab.checks import check_image  # noqa: F401  (the classic stages import it here)
 from isplab.errors import InvalidInputError
-
-
-def check_image(x: torch.Tensor, channels: int | tuple[int, ...], name: str = "image") -> None:
-    """Raise InvalidInputError unless ``x`` is a floating N x C x H x W tensor with C allowed."""
-    allowed = (channels,) if isinstance(channels, int) else tuple(channels)
-    if not isinstance(x, torch.Tensor):
-        raise InvalidInputError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.ndim != 4 or x.shape[1] not in allowed:
-        want = " or ".join(str(c) for c in allowed)
-        raise InvalidInputError(
-            f"{name} must have shape N x {want} x H x W, got {tuple(x.shape)}"
-        )
-    if not x.is_floating_point():
-        raise InvalidInputError(f"{name} must be floating point, got {x.dtype}")
 
 
 def as_gains(gains, n: int, ref: torch.Tensor) -> torch.Tensor:

@@ -29,6 +29,7 @@ from isplab.classic.white_balance import apply_white_balance, gray_world_gains, 
 from isplab.errors import InvalidInputError
 from isplab.raw.cfa import check_pattern, pack, unpack
 from isplab.raw.image import RawImage
+from isplab.raw.orientation import orient
 
 log = logging.getLogger(__name__)
 
@@ -64,15 +65,6 @@ def adjusted_maximum_scale(raw: RawImage, threshold: float) -> float:
     if raw.white_level * threshold < data_max < raw.white_level and data_max > black:
         return span / (data_max - black)
     return 1.0
-
-
-#: EXIF-like flip code -> quarter turns (``rot90`` k): 3 = 180 deg, 5 = 90 CCW, 6 = 90 CW
-ORIENTATION_TURNS = {3: 2, 5: 1, 6: -1}
-
-
-def _orient(x: torch.Tensor, flip: int) -> torch.Tensor:
-    k = ORIENTATION_TURNS.get(flip, 0)
-    return torch.rot90(x, k, dims=(2, 3)) if k else x
 
 
 class ClassicISP(nn.Module):
@@ -336,7 +328,7 @@ class ClassicISP(nn.Module):
             log.info("%s: noise %s", raw.path.name if raw.path else "raw", noise.describe())
         out = isp(mosaic, cfa=raw.cfa, wb_gains=wb, color_matrix=matrix, validate=False,
                   noise=noise)
-        return _orient(out, raw.orientation)
+        return orient(out, raw.orientation)
 
     def _uses_fast_path(self, raw: RawImage) -> bool:
         return (self.demosaicker is None and self.demosaic_algorithm == "bilinear"
@@ -372,8 +364,7 @@ class ClassicISP(nn.Module):
             raw.mosaic, raw.cfa, gains, matrix, display, auto_bright=not isp.no_auto_bright,
             auto_bright_thr=isp.auto_bright_thr, bright=isp.bright, output_bps=output_bps,
             scale=scale)
-        k = ORIENTATION_TURNS.get(raw.orientation, 0)
-        return np.ascontiguousarray(np.rot90(out, k)) if k else out
+        return orient(out, raw.orientation)
 
 
 def _copy_with(isp: ClassicISP, **changes) -> ClassicISP:

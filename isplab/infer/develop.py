@@ -13,12 +13,7 @@ from torch import nn
 from isplab.errors import InvalidInputError
 from isplab.infer.tiled import tiled_forward
 from isplab.raw.image import RawImage
-
-
-def _orient(x: torch.Tensor, flip: int) -> torch.Tensor:
-    from isplab.classic.pipeline import _orient as orient
-
-    return orient(x, flip)
+from isplab.raw.orientation import orient
 
 
 @dataclass
@@ -55,7 +50,7 @@ class LearnedISP:
                             device=self.device if self._session is None else "cpu",
                             dtype=self.dtype if self._session is None else "float32",
                             progress=progress)
-        return _orient(out.clamp(0, 1), raw.orientation)
+        return orient(out.clamp(0, 1), raw.orientation)
 
     def postprocess(self, raw: RawImage, output_bps: int = 8) -> np.ndarray:
         """``develop`` as an ``H x W x 3`` uint8/uint16 array (as ``ClassicISP.postprocess``)."""

@@ -12,10 +12,14 @@ Odd sizes: :func:`pack` drops the last row and/or column (a 2x2 block needs both
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from isplab.errors import InvalidInputError, UnsupportedCFAError
+
+if TYPE_CHECKING:  # torch is imported by the functions that make tensors: reading stays light
+    import torch
 
 BAYER_PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
 
@@ -58,9 +62,11 @@ def channel_index_map(pattern: str) -> np.ndarray:
     return out
 
 
-def color_masks(pattern: str, height: int, width: int, device=None, dtype=torch.float32):
+def color_masks(pattern: str, height: int, width: int, device=None, dtype=None):
     """Masks 1x3xHxW (R, G, B) that are 1 where the mosaic samples that colour."""
-    masks = torch.zeros(1, 3, height, width, device=device, dtype=dtype)
+    import torch
+
+    masks = torch.zeros(1, 3, height, width, device=device, dtype=dtype or torch.float32)
     rgb_of_packed = (0, 1, 1, 2)
     for ch, (dy, dx) in enumerate(packed_offsets(pattern)):
         masks[0, rgb_of_packed[ch], dy::2, dx::2] = 1
@@ -69,6 +75,8 @@ def color_masks(pattern: str, height: int, width: int, device=None, dtype=torch.
 
 def check_mosaic(mosaic: torch.Tensor) -> None:
     """Raise InvalidInputError unless ``mosaic`` is ``N x 1 x H x W`` with H, W >= 2."""
+    import torch
+
     if not isinstance(mosaic, torch.Tensor):
         raise InvalidInputError(f"expected a torch.Tensor mosaic, got {type(mosaic).__name__}")
     if mosaic.ndim != 4 or mosaic.shape[1] != 1:
@@ -84,6 +92,8 @@ def pack(mosaic: torch.Tensor, pattern: str) -> torch.Tensor:
 
     An odd last row/column is dropped. Values are copied unchanged.
     """
+    import torch
+
     check_mosaic(mosaic)
     h, w = mosaic.shape[-2] // 2 * 2, mosaic.shape[-1] // 2 * 2
     m = mosaic[..., :h, :w]
@@ -92,6 +102,8 @@ def pack(mosaic: torch.Tensor, pattern: str) -> torch.Tensor:
 
 def unpack(packed: torch.Tensor, pattern: str = "RGGB") -> torch.Tensor:
     """Packed ``N x 4 x h x w`` (R, G1, G2, B) -> mosaic ``N x 1 x 2h x 2w`` with ``pattern``."""
+    import torch
+
     if not isinstance(packed, torch.Tensor) or packed.ndim != 4 or packed.shape[1] != 4:
         shape = tuple(packed.shape) if hasattr(packed, "shape") else type(packed).__name__
         raise InvalidInputError(f"expected packed raw of shape N x 4 x h x w, got {shape}")
@@ -108,6 +120,8 @@ def mosaic(rgb: torch.Tensor, pattern: str = "RGGB") -> torch.Tensor:
     Each pixel keeps the one colour the CFA passes there; the image's colour space is kept
     (mosaic linear RGB to simulate a sensor).
     """
+    import torch
+
     if not isinstance(rgb, torch.Tensor) or rgb.ndim != 4 or rgb.shape[1] != 3:
         shape = tuple(rgb.shape) if hasattr(rgb, "shape") else type(rgb).__name__
         raise InvalidInputError(f"expected RGB of shape N x 3 x H x W, got {shape}")

@@ -10,6 +10,7 @@ import numpy as np
 from isplab.errors import InvalidInputError
 from isplab.raw.cfa import packed_offsets
 from isplab.raw.image import RawImage
+from isplab.raw.matrices import xyz_from_camera_to_srgb
 
 _CFA_CODES = {"R": 0, "G": 1, "B": 2}
 
@@ -48,7 +49,6 @@ def write_dng(path: str | Path, raw: RawImage, *, overwrite: bool = False,
     """
     import tifffile
 
-    from isplab.classic.color import xyz_from_camera_to_srgb
 
     path = Path(path)
     if path.exists() and not overwrite:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from isplab.errors import InvalidInputError
 from isplab.raw.cfa import check_pattern, pack
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
@@ -95,6 +97,8 @@ class RawImage:
 
     def to_tensor(self) -> torch.Tensor:
         """The mosaic as a ``1 x 1 x H x W`` float32 tensor (shares memory)."""
+        import torch
+
         return torch.from_numpy(self.mosaic)[None, None]
 
     def packed(self) -> torch.Tensor:

@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from isplab.errors import InvalidInputError, RawReadError, UnsupportedCFAError
 from isplab.formats import ARRAY_SUFFIXES, HEADERLESS_SUFFIXES
 from isplab.formats import MOSAIC_IMAGE_SUFFIXES as IMAGE_SUFFIXES
-from isplab.raw.cfa import check_pattern, packed_offsets, pattern_from_rawpy, unpack
+from isplab.raw.cfa import check_pattern, packed_offsets, pattern_from_rawpy
 from isplab.raw.image import RawImage
+from isplab.raw.levels import normalize_levels
 
 log = logging.getLogger(__name__)
 
@@ -443,7 +443,10 @@ def _from_array(arr, path, kind, cfa, black_level, white_level, bit_depth, wb_ga
         if cfa is not None and check_pattern(cfa) != "RGGB":
             log.warning("%s: packed input is R, G1, G2, B by definition; cfa=%s ignored",
                         path.name, cfa)
-        mosaic = unpack(torch.from_numpy(arr.astype(np.float32))[None], "RGGB")[0, 0].numpy()
+        planes = arr.astype(np.float32)
+        mosaic = np.empty((2 * planes.shape[1], 2 * planes.shape[2]), dtype=np.float32)
+        for ch, (dy, dx) in enumerate(packed_offsets("RGGB")):
+            mosaic[dy::2, dx::2] = planes[ch]
         cfa = "RGGB"
     else:
         mosaic = arr.astype(np.float32)
@@ -488,7 +491,6 @@ def _finish(data: np.ndarray, path: Path, *, file_cfa: str, file_black, file_whi
             wb_gains, file_wb=None, xyz_to_camera=None, camera_to_srgb=None,
             orientation: int = 0) -> RawImage:
     """Apply overrides, normalise levels, build the RawImage."""
-    from isplab.classic.levels import normalize_levels
 
     pattern = check_pattern(cfa) if cfa is not None else file_cfa
     bits = int(bit_depth) if bit_depth is not None else file_bits
@@ -506,8 +508,8 @@ def _finish(data: np.ndarray, path: Path, *, file_cfa: str, file_black, file_whi
         raise RawReadError(f"black level {blacks} is not below the white level {white:g}", path)
     if not np.all(np.isfinite(data)):
         raise RawReadError("data contains NaN or infinite values", path)
-    t = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))[None, None]
-    mosaic = normalize_levels(t, blacks, white, pattern)[0, 0].numpy()
+    mosaic = normalize_levels(np.ascontiguousarray(data, dtype=np.float32), blacks, white,
+                              pattern)
     return RawImage(
         mosaic=mosaic, cfa=pattern, black_level=tuple(blacks), white_level=white,
         wb_gains=wb_gains if wb_gains is not None else file_wb,

@@ -1,0 +1,111 @@
+"""The architecture holds: imports point down the layers (docs/architecture.md), no import
+cycles between modules, and reading a raw or developing classically imports no torch."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+PACKAGE = ROOT / "isplab"
+
+#: the layers, bottom first; a unit may import its own layer and those below only
+LAYERS = [
+    {"errors", "formats", "registry", "checks", "io", "__init__"},
+    {"raw"},
+    {"classic"},
+    {"models", "synth", "metrics", "losses", "backbones", "sample"},
+    {"data"},
+    {"train", "infer", "evaluate", "report"},
+    {"enhance"},
+    {"commands", "cli", "__main__"},
+]
+LAYER = {unit: i for i, units in enumerate(LAYERS) for unit in units}
+
+
+def _unit(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _imports(path: Path, top_level_only: bool = False) -> list[str]:
+    tree = ast.parse(path.read_text())
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    found = []
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append(node.module)
+            found += [f"{node.module}.{a.name}" for a in node.names]
+    return [m for m in found if m == "isplab" or m.startswith("isplab.")]
+
+
+def _files() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def test_every_unit_has_a_layer():
+    units = {_unit(_module_name(p)) for p in _files()}
+    assert units <= set(LAYER), f"units without a layer: {sorted(units - set(LAYER))}"
+
+
+def test_imports_point_down_the_layers():
+    upward = []
+    for path in _files():
+        src = _unit(_module_name(path))
+        for target in _imports(path):
+            dst = _unit(target)
+            if dst in LAYER and LAYER[dst] > LAYER[src]:
+                upward.append(f"{path.relative_to(ROOT)} imports {target}")
+    assert not upward, "\n".join(sorted(set(upward)))
+
+
+def test_no_import_cycles_between_modules():
+    modules = {_module_name(p): p for p in _files()}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        deps = set()
+        for target in _imports(path, top_level_only=True):
+            while target and target not in modules:
+                target = target.rpartition(".")[0]
+            if target and target != name and not name.startswith(target + "."):
+                deps.add(target)  # a package importing its own submodules is no cycle
+        graph[name] = deps
+    state: dict[str, int] = {}
+    cycles: list[str] = []
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for dep in sorted(graph.get(node, ())):
+            if state.get(dep) == 1:
+                cycles.append(" -> ".join(stack[stack.index(dep):] + [dep]))
+            elif dep not in state:
+                visit(dep, stack + [dep])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert not cycles, "\n".join(cycles)
+
+
+def test_reading_a_raw_imports_no_torch(tmp_path):
+    code = ("import sys, numpy as np; from isplab.raw import read; "
+            "np.save(sys.argv[1], np.full((8, 8), 0.5, np.float32)); "
+            "r = read(sys.argv[1], white_level=1.0); "
+            "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)")
+    res = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m.npy")], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr

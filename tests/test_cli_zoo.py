@@ -87,3 +87,52 @@ def test_develop_learned_errors_are_clear(tmp_path):
     assert res.exit_code == 2 and "needs --weights" in res.output
     res = runner.invoke(app, ["develop", "--sample", "-o", str(tmp_path), "--isp", "magic"])
     assert res.exit_code == 2 and "unknown ISP" in res.output
+
+
+def _odd_raw(tmp_path, h=2 * 75, w=2 * 93):
+    """A raw whose packed size (75 x 93) is not a multiple of 8."""
+    from isplab.raw import RawImage, write_dng
+
+    g = np.random.default_rng(0)
+    base = g.random((h // 8 + 1, w // 8 + 1)).astype(np.float32)
+    m = np.kron(base, np.ones((8, 8), np.float32))[:h, :w] * 0.8 + 0.1
+    return write_dng(tmp_path / "odd.dng", RawImage(m, cfa="RGGB", white_level=4095,
+                                                    wb_gains=(2.0, 1.0, 1.5)))
+
+
+def test_onnx_develop_equals_torch_at_odd_sizes(tmp_path):
+    """Issue 20.1: a --dynamic export of a stride-8 model develops frames whose packed size
+    is no multiple of 8 (the contract recorded in the file pads them as torch does)."""
+    pytest.importorskip("onnxruntime")
+    from isplab.io import read_image
+    from isplab.metrics import psnr
+
+    torch.manual_seed(0)
+    w = save_weights(create_model("kpn_isp", widths=(8, 16, 32, 64)), tmp_path / "k.safetensors")
+    onnx = tmp_path / "k.onnx"
+    assert runner.invoke(app, ["export", str(w), "-o", str(onnx), "--dynamic", "--tile", "64",
+                               "64"]).exit_code == 0
+    raw = _odd_raw(tmp_path)
+    for args, sub in ((["--onnx", str(onnx)], "o"), (["--isp", str(w)], "t")):
+        res = runner.invoke(app, ["develop", str(raw), "-o", str(tmp_path / sub), "--tile", "48",
+                                  "-q", *args])
+        assert res.exit_code == 0, res.output
+    a, b = (read_image(tmp_path / s / "odd.png") for s in ("o", "t"))
+    assert float(psnr(a, b)) >= 50
+
+
+def test_tiled_equals_whole_frame_at_the_border(tmp_path):
+    """Issue 20.2: with the frame padded to the stride as a whole-frame run pads it, the
+    last rows/columns of a tiled develop match the whole-frame output."""
+    from isplab.infer.tiled import tiled_forward
+    from isplab.metrics import psnr
+
+    torch.manual_seed(0)
+    model = create_model("kpn_isp", widths=(8, 16, 32, 64)).eval()
+    x = torch.rand(1, 4, 75, 93, generator=torch.Generator().manual_seed(1))
+    whole = tiled_forward(model, x, tile=10**6)
+    tiled = tiled_forward(model, x, tile=48, overlap=16)
+    assert whole.shape == tiled.shape == (1, 3, 150, 186)
+    edge = (slice(None), slice(None), slice(-8, None), slice(None))
+    assert float(psnr(tiled.clamp(0, 1), whole.clamp(0, 1))) >= 50
+    assert float(psnr(tiled[edge].clamp(0, 1), whole[edge].clamp(0, 1))) >= 50

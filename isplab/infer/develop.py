@@ -46,7 +46,8 @@ class LearnedISP:
         if packed.shape[-1] < 2 or packed.shape[-2] < 2:
             raise InvalidInputError("raw image too small to develop", raw.path)
         model = self._session if self._session is not None else self.model
-        out = tiled_forward(model, packed, tile=self.tile, overlap=self._overlap(),
+        tile = self.tile if self.tile is not None or self._session is None else ONNX_DEFAULT_TILE
+        out = tiled_forward(model, packed, tile=tile, overlap=self._overlap(),
                             device=self.device if self._session is None else "cpu",
                             dtype=self.dtype if self._session is None else "float32",
                             progress=progress)
@@ -63,12 +64,20 @@ class LearnedISP:
         """The given overlap, else the zoo model's ``tile_overlap`` (32 for ONNX files)."""
         if self.overlap is not None:
             return int(self.overlap)
+        if self._session is not None:
+            return self._session.tile_overlap
         name = getattr(self.model, "isplab_name", None)
         if name is None:
             return 32
         from isplab.models import model_entry
 
         return int(model_entry(name).tile_overlap)
+
+
+#: ONNX files: tile side (packed pixels) when --tile is not given (onnxruntime's memory grows
+#: with the largest tile it has run) and the stride assumed for files without metadata
+ONNX_DEFAULT_TILE = 512
+ONNX_DEFAULT_STRIDE = 32
 
 
 class _OnnxModel(nn.Module):
@@ -96,6 +105,11 @@ class _OnnxModel(nn.Module):
         shape = inp.shape
         self.fixed = tuple(shape[2:]) if all(isinstance(d, int) for d in shape[2:]) else None
         self.path = path
+        meta = self.session.get_modelmeta().custom_metadata_map or {}
+        # the zoo contract recorded at export; files without it: 32 is a multiple of every
+        # zoo model's stride, so padding to it is always safe
+        self.isplab_stride = int(meta.get("stride", ONNX_DEFAULT_STRIDE))
+        self.tile_overlap = int(meta.get("tile_overlap", 32))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fixed is not None and tuple(x.shape[2:]) != self.fixed:

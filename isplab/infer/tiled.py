@@ -203,7 +203,10 @@ def _starts(size: int, tile: int, step: int) -> list[int]:
 
 
 def _stride(model: nn.Module) -> int:
-    """The input multiple a zoo model pads to (its registry ``stride``); 1 otherwise."""
+    """The input multiple a zoo model pads to (its registry ``stride``, or the ``stride`` an
+    exported ONNX file records); 1 otherwise."""
+    if hasattr(model, "isplab_stride"):
+        return int(model.isplab_stride)
     name = getattr(model, "isplab_name", None)
     if name is None:
         return 1

@@ -47,7 +47,30 @@ def onnx_bytes(model: nn.Module, example: torch.Tensor, dynamic: bool = False) -
             model, (example,), buf, input_names=["input"], output_names=["output"],
             opset_version=OPSET, dynamic_axes=axes, dynamo=False,
         )
-    return buf.getvalue()
+    return _with_metadata(buf.getvalue(), model)
+
+
+def _with_metadata(data: bytes, model: nn.Module) -> bytes:
+    """Record the zoo contract in the ONNX file (``isplab_name``, ``stride``,
+    ``tile_overlap``, ``input_space``): tiled inference pads and overlaps an exported model
+    as it does the torch one."""
+    name = getattr(model, "isplab_name", None)
+    if name is None:
+        return data
+    import onnx
+
+    from isplab.models.registry import is_registered, model_entry
+
+    if not is_registered(name):
+        return data
+    entry = model_entry(name)
+    proto = onnx.load_from_string(data)
+    for key, value in (("isplab_name", name), ("stride", entry.stride),
+                       ("tile_overlap", entry.tile_overlap),
+                       ("input_space", entry.input_space)):
+        prop = proto.metadata_props.add()
+        prop.key, prop.value = key, str(value)
+    return proto.SerializeToString()
 
 
 def export_onnx(

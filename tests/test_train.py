@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -348,3 +349,37 @@ def test_ddp_two_cpu_processes_keep_identical_weights(tmp_path):
     assert a == b
     single = Trainer(toy_recipe(**{"train.steps": 4}), tmp_path / "one", progress=False).run()
     assert single["rank_checksums"][0] != a  # the two ranks really saw different batches
+
+
+def test_resume_falls_back_past_a_corrupt_newest_checkpoint(tmp_path, caplog):
+    """Issue 21.8: a damaged newest state.pt no longer stops --resume when an older intact
+    checkpoint exists; the warning names both."""
+    run = tmp_path / "run"
+    r = toy_recipe(**{"train.steps": 6, "train.ckpt_every": 2, "train.keep_last": 3})
+    Trainer(r, run, progress=False).run()
+    ckpts = [p for _, p in ck.list_checkpoints(run / "checkpoints")]
+    assert [p.name for p in ckpts] == ["step_00000002", "step_00000004", "step_00000006"]
+    (ckpts[-1] / "state.pt").write_bytes(b"garbage")
+    r8 = toy_recipe(**{"train.steps": 8, "train.ckpt_every": 2, "train.keep_last": 3})
+    with caplog.at_level(logging.WARNING, logger="isplab.train"):
+        summary = Trainer(r8, run, resume=True, progress=False).run()
+    assert summary["steps"] == 8
+    assert "step_00000006 is damaged" in caplog.text and "step_00000004" in caplog.text
+    for _, p in ck.list_checkpoints(run / "checkpoints"):
+        (p / "state.pt").write_bytes(b"x")
+    with pytest.raises(InvalidInputError, match="no complete, readable checkpoint"):
+        Trainer(r8, run, resume=True, progress=False).run()
+
+
+def test_leftover_checkpoint_temporaries_are_removed(tmp_path):
+    """Issue 21.7: the hidden folders of a run killed mid-checkpoint go at the next start."""
+    run = tmp_path / "run"
+    ckpts = run / "checkpoints"
+    ckpts.mkdir(parents=True)
+    dead = ckpts / ".step_00000002.999999999.abcd"
+    dead.mkdir()
+    (dead / "state.pt").write_bytes(b"half")
+    alive = ckpts / f".step_00000004.{os.getpid()}.efgh"
+    alive.mkdir()
+    Trainer(toy_recipe(), run, progress=False).run()
+    assert not dead.exists() and alive.exists()

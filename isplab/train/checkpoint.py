@@ -74,7 +74,7 @@ def save_checkpoint(
     """
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     final = ckpt_dir / f"step_{step:08d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".step_{step:08d}.", dir=ckpt_dir))
+    tmp = Path(tempfile.mkdtemp(prefix=f".step_{step:08d}.{os.getpid()}.", dir=ckpt_dir))
     try:
         for stem, module in modules.items():
             # the model record makes a checkpoint load like any weights file (load_model)
@@ -99,7 +99,7 @@ def save_checkpoint(
 def copy_as_best(step_dir: Path, ckpt_dir: Path) -> Path:
     """Replace ``ckpt_dir/best`` by a copy of ``step_dir`` (atomically, via a temp name)."""
     best = ckpt_dir / "best"
-    tmp = Path(tempfile.mkdtemp(prefix=".best.", dir=ckpt_dir))
+    tmp = Path(tempfile.mkdtemp(prefix=f".best.{os.getpid()}.", dir=ckpt_dir))
     shutil.rmtree(tmp)
     shutil.copytree(step_dir, tmp)
     old = None
@@ -130,6 +130,57 @@ def latest_checkpoint(ckpt_dir: Path) -> Path | None:
     return ckpts[-1][1] if ckpts else None
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_leftovers(ckpt_dir: Path) -> list[Path]:
+    """Delete the temporary checkpoint folders (``.step_N.<pid>.*``, ``.best.<pid>.*``,
+    ``.best.old.<pid>``) of runs whose process is gone (killed mid-write); return them."""
+    removed = []
+    if not ckpt_dir.is_dir():
+        return removed
+    for p in ckpt_dir.iterdir():
+        if not p.name.startswith((".step_", ".best.")):
+            continue
+        pid = next((int(part) for part in p.name.split(".")[1:] if part.isdigit()), None)
+        if pid is None or not _pid_alive(pid):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
+
+
+def intact(step_dir: Path) -> str | None:
+    """None when a checkpoint's files all load; else the reason (a corrupt newest checkpoint
+    is skipped by :func:`resumable_checkpoint`)."""
+    try:
+        load_state(step_dir)
+        for f in sorted(step_dir.glob("*.safetensors")):
+            load_file(str(f))
+    except (InvalidInputError, Exception) as exc:  # noqa: BLE001 - any damage counts
+        return str(exc).splitlines()[0]
+    return None
+
+
+def resumable_checkpoint(ckpt_dir: Path) -> tuple[Path | None, list[str]]:
+    """The newest checkpoint whose files load, and a warning for each newer one skipped
+    (naming it and the one resumed from)."""
+    skipped: list[tuple[Path, str]] = []
+    for _, path in reversed(list_checkpoints(ckpt_dir)):
+        reason = intact(path)
+        if reason is None:
+            return path, [f"checkpoint {p} is damaged ({why}); resuming from {path} instead"
+                          for p, why in skipped]
+        skipped.append((path, reason))
+    return None, [f"checkpoint {p} is damaged ({why})" for p, why in skipped]
+
+
 def prune_checkpoints(ckpt_dir: Path, keep_last: int) -> list[Path]:
     """Delete all but the ``keep_last`` newest step checkpoints; return what was removed."""
     ckpts = list_checkpoints(ckpt_dir)
@@ -156,4 +207,7 @@ def load_state(step_dir: Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise InvalidInputError(f"unreadable training state ({exc})", path) from exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        detail = first.split(". ")[0][:120]
+        raise InvalidInputError(f"unreadable training state ({type(exc).__name__}: {detail})",
+                                path) from exc

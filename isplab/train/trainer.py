@@ -496,10 +496,16 @@ class Trainer:
         step, stage_index, done_in_stage = 0, 0, 0
         self.skipped, self.best = 0, None
         ckpt_dir = self.out / "checkpoints"
+        if rank0:
+            for p in ck.remove_leftovers(ckpt_dir):
+                log.info("removed %s, left by a run that was killed mid-checkpoint", p)
         if self.resume:
-            last = ck.latest_checkpoint(ckpt_dir)
+            last, warnings = ck.resumable_checkpoint(ckpt_dir)
+            for w in warnings:
+                log.warning("%s", w)
             if last is None:
-                raise InvalidInputError("nothing to resume: no complete checkpoint", ckpt_dir)
+                raise InvalidInputError("nothing to resume: no complete, readable checkpoint",
+                                        ckpt_dir)
             step, stage_index, done_in_stage = self._restore(last)
             log.info("resumed from %s (step %d)", last, step)
         else:

@@ -63,6 +63,10 @@ class Registry(Generic[T]):
         self._entries[name] = Entry(name, obj, dict(meta))
         return obj
 
+    def peek(self, name: str) -> Entry[T] | None:
+        """The entry of ``name`` if registered so far (no loading, no error)."""
+        return self._entries.get(name)
+
     def register(self, name: str, **meta: Any) -> Callable[[T], T]:
         """Decorator form of :meth:`add`."""
 

@@ -6,6 +6,7 @@ Model-specific behaviour lives in the family test files (test_models_pynet.py, .
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -104,12 +105,21 @@ CARD_PARAMS = re.compile(r"^\|\s*parameters(?:\s*\((?P<name>[\w]+)\))?\s*\|\s*(?
 @pytest.mark.parametrize("name", [n for n in list_models(include_private=False)])
 def test_parameter_count_matches_card(name):
     info = model_info(name)
-    assert info["card"], f"no model card docs/models/{name}.md"
-    text = open(info["card"]).read()
+    card = Path(__file__).resolve().parents[1] / info["card"]
+    assert card.is_file(), f"no model card {info['card']}"
+    text = card.read_text()
     counts = {m["name"]: int(m["n"].replace(",", "")) for m in CARD_PARAMS.finditer(text)}
     card = counts.get(name, counts.get(None))
     assert card is not None, f"{info['card']} has no '| parameters ({name}) | N |' row"
     assert card == info["parameters"] == count_parameters(_build(name))
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_registry_declares_the_built_parameter_count(name):
+    """``isplab models`` reads the declared count instead of building every model."""
+    from isplab.models import model_entry
+
+    assert model_entry(name).parameters == count_parameters(_build(name))
 
 
 @pytest.mark.parametrize("name", IMAGE_MODELS)

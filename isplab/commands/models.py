@@ -3,37 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
-
-PACKAGE_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
-
-
-def installed_weights(name: str) -> list[Path]:
-    """Weights files for ``name`` in the package's ``isplab/weights/`` and in
-    ``$ISPLAB_WEIGHTS_DIR``: files whose recorded model name (JSON sidecar or safetensors
-    header) is ``name``, or, without a record, whose file name starts with it."""
-    from isplab.models import read_weights_meta
-
-    dirs = [PACKAGE_WEIGHTS]
-    if os.environ.get("ISPLAB_WEIGHTS_DIR"):
-        dirs.append(Path(os.environ["ISPLAB_WEIGHTS_DIR"]))
-    found: list[Path] = []
-    for d in dirs:
-        if not d.is_dir():
-            continue
-        for p in sorted(d.glob("*.safetensors")):
-            try:
-                recorded = read_weights_meta(p).get("name")
-            except Exception:  # unreadable file: judge by its name
-                recorded = None
-            if recorded == name or (recorded is None and
-                                    (p.stem == name or p.stem.startswith(f"{name}_"))):
-                found.append(p)
-    return found
 
 
 def command(
@@ -47,7 +20,7 @@ def command(
 
     from isplab.cli import err, out
     from isplab.errors import IsplabError
-    from isplab.models import list_models, model_info
+    from isplab.models import installed_weights, list_models, model_info
 
     try:
         names = [name] if name else list(list_models(include_private=all_))

@@ -10,41 +10,42 @@ import importlib
 from typing import Any
 
 from isplab.errors import InvalidInputError
+from isplab.registry import Registry
 
-#: recipe name -> (module, class, one-line description)
-_DATASETS: dict[str, tuple[str, str, str]] = {
-    "synthetic_raw": ("isplab.data.datasets", "SyntheticRawDataset",
-                      "sRGB photos unprocessed on the fly into (raw, sRGB) pairs"),
-    "paired_raw_rgb": ("isplab.data.datasets", "PairedRawRGBDataset",
-                       "raw + RGB folders: ZRR, `isplab synth`/`isplab align` output, raw/ + rgb/"),
-    "demosaic": ("isplab.data.datasets", "DemosaicDataset",
-                 "RGB photos re-mosaiced (linear or sRGB), optional noise"),
-    "rgb_pairs": ("isplab.data.datasets", "RGBPairDataset",
-                  "sRGB -> sRGB pairs (SIDD, City100, input/ + target/)"),
-    "jdd_synthetic": ("isplab.data.jdd", "JDDDataset",
-                      "photos -> white-balanced noisy packed raw + noise map -> clean RGB "
-                      "(jdd_net)"),
-    "degraded_pairs": ("isplab.data.datasets", "DegradedPairDataset",
-                       "clean photos degraded (noise, texture, colour) -> the clean photo"),
-    "domains": ("isplab.data.domains", "DomainDataset",
-                "photo patches degraded in one domain or clean, with StarGAN labels (MDIE)"),
-}
-
-_EXPORTS = {cls: mod for mod, cls, _ in _DATASETS.values()}
+#: recipe name -> the class (imported on first use); one line each
+DATASETS: Registry[tuple[str, str]] = Registry("dataset")
+DATASETS.add("synthetic_raw", ("isplab.data.datasets", "SyntheticRawDataset"),
+             description="sRGB photos unprocessed on the fly into (raw, sRGB) pairs")
+DATASETS.add("paired_raw_rgb", ("isplab.data.datasets", "PairedRawRGBDataset"),
+             description="raw + RGB folders: ZRR, `isplab synth`/`isplab align` output, "
+             "raw/ + rgb/")
+DATASETS.add("demosaic", ("isplab.data.datasets", "DemosaicDataset"),
+             description="RGB photos re-mosaiced (linear or sRGB), optional noise")
+DATASETS.add("rgb_pairs", ("isplab.data.datasets", "RGBPairDataset"),
+             description="sRGB -> sRGB pairs (SIDD, City100, input/ + target/)")
+DATASETS.add("jdd_synthetic", ("isplab.data.jdd", "JDDDataset"),
+             description="photos -> white-balanced noisy packed raw + noise map -> clean RGB "
+             "(jdd_net)")
+DATASETS.add("degraded_pairs", ("isplab.data.datasets", "DegradedPairDataset"),
+             description="clean photos degraded (noise, texture, colour) -> the clean photo")
+DATASETS.add("domains", ("isplab.data.domains", "DomainDataset"),
+             description="photo patches degraded in one domain or clean, with StarGAN labels "
+             "(MDIE)")
+_EXPORTS = {e.obj[1]: e.obj[0] for e in DATASETS.entries()}
 
 
 def list_datasets() -> dict[str, str]:
     """Dataset names usable in recipes -> description."""
-    return {name: desc for name, (_, _, desc) in _DATASETS.items()}
+    return DATASETS.describe()
 
 
 def create_dataset(name: str, **args: Any):
     """The dataset registered as ``name`` built with ``args`` (a class name works too)."""
-    key = next((k for k, (_, cls, _) in _DATASETS.items() if name in (k, cls)), None)
+    key = next((e.name for e in DATASETS.entries() if name in (e.name, e.obj[1])), None)
     if key is None:
         raise InvalidInputError(f"unknown dataset {name!r}; choose from "
-                                f"{', '.join(_DATASETS)} or give 'module:Class'")
-    module, cls, _ = _DATASETS[key]
+                                f"{', '.join(DATASETS.names())} or give 'module:Class'")
+    module, cls = DATASETS.get(key)
     factory = getattr(importlib.import_module(module), cls)
     try:
         return factory(**args)

@@ -12,6 +12,7 @@ from torch import nn
 
 from isplab.errors import InvalidInputError
 from isplab.infer.tiled import tiled_forward
+from isplab.models.weights import PACKAGE_WEIGHTS
 from isplab.raw.image import RawImage
 from isplab.raw.orientation import orient
 
@@ -122,7 +123,7 @@ class _OnnxModel(nn.Module):
 
 #: the blind kpn_isp shipped in the package (docs/models/kpn_isp_synth.md); ``--isp learned``
 #: is the hybrid ISP (:mod:`isplab.infer.hybrid`)
-KPN_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "kpn_isp.safetensors"
+KPN_WEIGHTS = PACKAGE_WEIGHTS / "kpn_isp.safetensors"
 
 
 def learned_isp(isp: str, weights: str | Path | None = None, onnx: str | Path | None = None,

@@ -22,10 +22,11 @@ from torch import nn
 
 from isplab.errors import InvalidInputError
 from isplab.infer.tiled import tiled_forward
+from isplab.models.weights import PACKAGE_WEIGHTS
 from isplab.raw.cfa import check_pattern, pack, packed_offsets
 
 #: the shipped jdd_net weights (docs/models/jdd_net.md)
-JDD_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "jdd_net.safetensors"
+JDD_WEIGHTS = PACKAGE_WEIGHTS / "jdd_net.safetensors"
 
 
 def _gains4(gains, n: int) -> torch.Tensor:

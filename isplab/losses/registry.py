@@ -8,6 +8,7 @@ from torch import nn
 
 from isplab.errors import InvalidInputError
 from isplab.losses import modules as M
+from isplab.registry import Registry
 
 
 def _adversarial(kind: str) -> Callable[..., nn.Module]:
@@ -17,32 +18,46 @@ def _adversarial(kind: str) -> Callable[..., nn.Module]:
     return make
 
 
-_LOSSES: dict[str, tuple[Callable[..., nn.Module], str]] = {
-    "l1": (M.L1Loss, "mean |pred - target|"),
-    "l1_gamma": (M.L1GammaLoss, "L1 of (max(x, 0) + 1e-3) ** (1/2.2): linear outputs judged "
-                 "as displayed"),
-    "mse": (M.MSELoss, "mean (pred - target)^2"),
-    "charbonnier": (M.CharbonnierLoss, "mean sqrt(d^2 + eps^2) - eps, eps 1e-3"),
-    "ssim_loss": (M.SSIMLoss, "1 - SSIM (isplab.metrics.ssim)"),
-    "ms_ssim_loss": (M.MSSSIMLoss, "1 - MS-SSIM (isplab.metrics.ms_ssim)"),
-    "perceptual": (M.PerceptualLoss, "VGG-19 feature MSE at relu5_4 (PyNET, DPED)"),
-    "lab_loss": (M.LabLoss, "DeepISP: 0.5 L1(Lab) + 0.5 (1 - MS-SSIM(L))"),
-    "lab_vgg": (M.LabVGGLoss, "lab_loss + vgg_weight * perceptual"),
-    "color_loss": (M.ColorLoss, "DPED: MSE of 21x21 Gaussian-blurred images"),
-    "tv_loss": (M.TVLoss, "mean dy^2 + mean dx^2 (DPED)"),
-    "gram_style_loss": (M.GramStyleLoss, "Gram-matrix style loss, optional region masks"),
-    "gan": (_adversarial("gan"), "BCE with logits (generator form; .discriminator())"),
-    "lsgan": (_adversarial("lsgan"), "least squares GAN (generator form; .discriminator())"),
-    "hinge": (_adversarial("hinge"), "hinge GAN (generator form; .discriminator())"),
-    "wgan": (_adversarial("wgan"), "Wasserstein critic (generator form; .discriminator(); "
-             "gradient_penalty)"),
-    "cycle_loss": (M.CycleLoss, "L1(reconstruction, original)"),
-}
+LOSSES: Registry[Callable[..., nn.Module]] = Registry("loss")
+LOSSES.add("l1", M.L1Loss,
+           description="mean |pred - target|")
+LOSSES.add("l1_gamma", M.L1GammaLoss,
+           description="L1 of (max(x, 0) + 1e-3) ** (1/2.2): linear outputs judged as displayed")
+LOSSES.add("mse", M.MSELoss,
+           description="mean (pred - target)^2")
+LOSSES.add("charbonnier", M.CharbonnierLoss,
+           description="mean sqrt(d^2 + eps^2) - eps, eps 1e-3")
+LOSSES.add("ssim_loss", M.SSIMLoss,
+           description="1 - SSIM (isplab.metrics.ssim)")
+LOSSES.add("ms_ssim_loss", M.MSSSIMLoss,
+           description="1 - MS-SSIM (isplab.metrics.ms_ssim)")
+LOSSES.add("perceptual", M.PerceptualLoss,
+           description="VGG-19 feature MSE at relu5_4 (PyNET, DPED)")
+LOSSES.add("lab_loss", M.LabLoss,
+           description="DeepISP: 0.5 L1(Lab) + 0.5 (1 - MS-SSIM(L))")
+LOSSES.add("lab_vgg", M.LabVGGLoss,
+           description="lab_loss + vgg_weight * perceptual")
+LOSSES.add("color_loss", M.ColorLoss,
+           description="DPED: MSE of 21x21 Gaussian-blurred images")
+LOSSES.add("tv_loss", M.TVLoss,
+           description="mean dy^2 + mean dx^2 (DPED)")
+LOSSES.add("gram_style_loss", M.GramStyleLoss,
+           description="Gram-matrix style loss, optional region masks")
+LOSSES.add("gan", _adversarial("gan"),
+           description="BCE with logits (generator form; .discriminator())")
+LOSSES.add("lsgan", _adversarial("lsgan"),
+           description="least squares GAN (generator form; .discriminator())")
+LOSSES.add("hinge", _adversarial("hinge"),
+           description="hinge GAN (generator form; .discriminator())")
+LOSSES.add("wgan", _adversarial("wgan"),
+           description="Wasserstein critic (generator form; .discriminator(); gradient_penalty)")
+LOSSES.add("cycle_loss", M.CycleLoss,
+           description="L1(reconstruction, original)")
 
 
 def list_losses() -> dict[str, str]:
     """Registered loss names -> one-line description."""
-    return {name: desc for name, (_, desc) in _LOSSES.items()}
+    return LOSSES.describe()
 
 
 def create_loss(name: str, **opts) -> nn.Module:
@@ -51,9 +66,7 @@ def create_loss(name: str, **opts) -> nn.Module:
     Raises:
         InvalidInputError: unknown name or options the loss does not take.
     """
-    if name not in _LOSSES:
-        raise InvalidInputError(f"unknown loss {name!r}; choose from {', '.join(_LOSSES)}")
-    factory = _LOSSES[name][0]
+    factory = LOSSES.get(name)
     try:
         return factory(**opts)
     except TypeError as exc:

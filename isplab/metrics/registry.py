@@ -19,6 +19,7 @@ from torch import nn
 
 from isplab.errors import InvalidInputError
 from isplab.metrics import functional as MF
+from isplab.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -35,28 +36,24 @@ class MetricSpec:
     colour_space: str = "srgb"
 
 
-_REGISTRY: dict[str, MetricSpec] = {}
+METRICS: Registry[MetricSpec] = Registry("metric")
 
 
 def register_metric(spec: MetricSpec) -> MetricSpec:
     """Add a metric to the registry (names are unique)."""
-    if spec.name in _REGISTRY:
+    if spec.name in METRICS:
         raise ValueError(f"metric {spec.name!r} is already registered")
-    _REGISTRY[spec.name] = spec
-    return spec
+    return METRICS.add(spec.name, spec, description=spec.description)
 
 
 def metric_spec(name: str) -> MetricSpec:
     """What the registry knows of ``name`` (direction, defaults, description)."""
-    if name not in _REGISTRY:
-        raise InvalidInputError(
-            f"unknown metric {name!r}; available: {', '.join(list_metrics())}")
-    return _REGISTRY[name]
+    return METRICS.get(name)
 
 
 def list_metrics() -> list[str]:
     """Names of the registered metrics, sorted."""
-    return sorted(_REGISTRY)
+    return METRICS.names()
 
 
 def aggregate(values: torch.Tensor | Sequence[float]) -> dict[str, float]:
@@ -127,11 +124,7 @@ def create_metric(name: str, **opts) -> Metric:
     Raises:
         InvalidInputError: unknown name or option.
     """
-    if name not in _REGISTRY:
-        raise InvalidInputError(
-            f"unknown metric {name!r}; available: {', '.join(list_metrics())}"
-        )
-    spec = _REGISTRY[name]
+    spec = METRICS.get(name)
     unknown = set(opts) - set(spec.defaults)
     if unknown:
         raise InvalidInputError(

@@ -21,6 +21,8 @@ from isplab.models.registry import (
     register_model,
 )
 from isplab.models.weights import (
+    PACKAGE_WEIGHTS,
+    installed_weights,
     load_model,
     load_weights,
     model_record,
@@ -39,5 +41,6 @@ for _mod in pkgutil.iter_modules(__path__):
 __all__ = [
     "ModelEntry", "count_parameters", "create_model", "list_models", "model_info",
     "register_model", "load_model", "load_weights", "read_weights_meta", "save_weights",
-    "is_registered", "model_entry", "model_record", "resolve", "weights_file",
+    "PACKAGE_WEIGHTS", "installed_weights", "is_registered", "model_entry", "model_record",
+    "resolve", "weights_file",
 ]

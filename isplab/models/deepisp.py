@@ -226,7 +226,7 @@ class DeepISP(nn.Module):
         return out if self.training else out.clamp(0.0, 1.0)
 
 
-@register_model("deepisp", paper=PAPER, stride=1, card="deepisp")
+@register_model("deepisp", parameters=668_446, paper=PAPER, stride=1, card="deepisp")
 def deepisp(**config: Any) -> nn.Module:
     """DeepISP full ISP: residual low-level stage + global quadratic colour transform.
 
@@ -236,7 +236,8 @@ def deepisp(**config: Any) -> nn.Module:
     return DeepISP(**config)
 
 
-@register_model("deepisp_ll", paper=PAPER, stride=1, card="deepisp", output_space="linear_rgb",
+@register_model("deepisp_ll", parameters=668_227,
+                paper=PAPER, stride=1, card="deepisp", output_space="linear_rgb",
                 defaults={"n_ll": 19, "n_hl": 0, "input_encoding": "linear"})
 def deepisp_ll(**config: Any) -> nn.Module:
     """DeepISP low-level stage alone (20 convs): joint demosaicing/denoising to linear RGB."""

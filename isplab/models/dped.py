@@ -215,34 +215,38 @@ class DPEDDiscriminator(nn.Module):
         return self.fc(f.flatten(1))
 
 
-@register_model("dped", paper=PAPER, stride=1, card="dped", defaults={"raw_input": True})
+@register_model("dped", parameters=401_475,
+                paper=PAPER, stride=1, card="dped", defaults={"raw_input": True})
 def dped(**config: Any) -> nn.Module:
     """DPED generator behind a bilinear-demosaic + gamma raw stem: packed raw -> sRGB."""
     return DPED(**config)
 
 
-@register_model("dped_plus", paper=PAPER_PLUS, stride=1, card="dped",
+@register_model("dped_plus", parameters=120_249, paper=PAPER_PLUS, stride=1, card="dped",
                 defaults={"raw_input": True, "separable": True})
 def dped_plus(**config: Any) -> nn.Module:
     """DPED+ depthwise-separable generator behind the raw stem: packed raw -> sRGB."""
     return DPED(**config)
 
 
-@register_model("dped_rgb", paper=PAPER, stride=1, card="dped", input_space="srgb",
+@register_model("dped_rgb", parameters=401_475,
+                paper=PAPER, stride=1, card="dped", input_space="srgb",
                 output_scale=1)
 def dped_rgb(**config: Any) -> nn.Module:
     """DPED generator, the paper's setting: phone sRGB -> enhanced sRGB."""
     return DPED(**config)
 
 
-@register_model("dped_plus_rgb", paper=PAPER_PLUS, stride=1, card="dped", input_space="srgb",
+@register_model("dped_plus_rgb", parameters=120_249,
+                paper=PAPER_PLUS, stride=1, card="dped", input_space="srgb",
                 output_scale=1, defaults={"separable": True})
 def dped_plus_rgb(**config: Any) -> nn.Module:
     """DPED+ depthwise-separable generator: sRGB -> enhanced sRGB."""
     return DPED(**config)
 
 
-@register_model("dped_discriminator", paper=PAPER, card="dped", input_space="srgb",
+@register_model("dped_discriminator", parameters=7_361_122,
+                paper=PAPER, card="dped", input_space="srgb",
                 output_space="logits", output_scale=1, public=False)
 def dped_discriminator(**config: Any) -> nn.Module:
     """DPED grayscale texture discriminator: sRGB patch -> 2 logits."""

@@ -151,7 +151,7 @@ def split_intrinsic(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return y[:, :3], y[:, 3:]
 
 
-@register_model("intrinsic_net", paper=PAPER, stride=8, input_space="srgb",
+@register_model("intrinsic_net", parameters=587_108, paper=PAPER, stride=8, input_space="srgb",
                 output_space="intrinsic", output_scale=1, card="intrinsic_net")
 def intrinsic_net(**config: Any) -> nn.Module:
     """Two small U-Nets: sRGB -> albedo (3 ch) + shading (1 ch) of the linear image."""

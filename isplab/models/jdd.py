@@ -77,7 +77,8 @@ class JDDNet(nn.Module):
         return y if base is None else y + base
 
 
-@register_model("jdd_net", paper="ours (residual over bilinear as CDM-CNN, Tan et al. 2017; "
+@register_model("jdd_net", parameters=1_024_332,
+                paper="ours (residual over bilinear as CDM-CNN, Tan et al. 2017; "
                 "noise-map conditioning as Brooks et al. 2019)",
                 stride=4, input_space="packed_raw_noise", output_space="linear_rgb",
                 output_scale=2, defaults={"widths": (48, 96, 160), "depth": 2,

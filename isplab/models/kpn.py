@@ -142,7 +142,8 @@ class KernelISP(nn.Module):
         return y if self.training else y.clamp(0.0, 1.0)
 
 
-@register_model("kpn_isp", paper="Xing, Li, Zhang, Chen: per-pixel kernel ISP, SIGGRAPH 2022 "
+@register_model("kpn_isp", parameters=1_952_961,
+                paper="Xing, Li, Zhang, Chen: per-pixel kernel ISP, SIGGRAPH 2022 "
                 "poster (network design: ours)",
                 stride=8, input_space="packed_raw", output_space="srgb", output_scale=2,
                 defaults={"widths": (32, 64, 128, 256), "kernel_size": 5,

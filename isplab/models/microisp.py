@@ -144,6 +144,7 @@ class MicroISP(nn.Module):
 
 @register_model(
     "microisp",
+    parameters=13_560,
     paper="Ignatov et al.: MicroISP: Processing 32MP Photos on Mobile "
           "Devices with Deep Learning, ECCV Workshops 2022",
     stride=1,

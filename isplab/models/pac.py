@@ -298,7 +298,8 @@ class PacISP(nn.Module):
         return y if self.training else y.clamp(0.0, 1.0)
 
 
-@register_model("pac_isp", paper="Su et al.: Pixel-Adaptive Convolutional Neural Networks, "
+@register_model("pac_isp", parameters=149_043,
+                paper="Su et al.: Pixel-Adaptive Convolutional Neural Networks, "
                 "CVPR 2019 (as a learned-ISP baseline: ours)",
                 stride=1, input_space="packed_raw", output_space="srgb", output_scale=2,
                 defaults={"width": 32, "guide_channels": 16, "kernel_size": 5,

@@ -379,6 +379,7 @@ def pynet_state_dict_from_official(
 
 @register_model(
     "pynet",
+    parameters=47_554_738,
     paper="Ignatov, Van Gool, Timofte: Replacing Mobile Camera ISP with a Single Deep "
           "Learning Model, CVPR Workshops 2020",
     stride=16,

@@ -242,6 +242,7 @@ class PyNETV2Mobile(nn.Module):
 
 @register_model(
     "pynet_lite",
+    parameters=932_583,
     paper="Ignatov et al.: PyNet-V2 Mobile: Efficient On-Device Photo "
           "Processing With Neural Networks, ICPR 2022",
     stride=4,

@@ -29,12 +29,14 @@ import torch
 from torch import nn
 
 from isplab.errors import InvalidInputError
+from isplab.registry import Registry
 
 #: channels of each input space (``packed_raw_noise``: packed raw + its noise std map)
 INPUT_CHANNELS = {"packed_raw": 4, "packed_raw_noise": 8, "srgb": 3, "linear_rgb": 3,
                   "mosaic": 1}
 
-CARDS_DIR = Path(__file__).resolve().parents[2] / "docs" / "models"
+#: where model cards live in the source repository (documentation, not package data)
+CARDS = "docs/models"
 
 
 @dataclass(frozen=True)
@@ -53,9 +55,15 @@ class ModelEntry:
     card: str = ""  # docs/models/<card>.md
     public: bool = True  # False: a building block (discriminator) rather than an ISP
     tile_overlap: int = 32  # input pixels shared by tiles for seamless tiled inference
+    parameters: int | None = None  # of the default config (tests check it against a build)
 
 
-_MODELS: dict[str, ModelEntry] = {}
+def _load_models() -> None:
+    # importing the package imports every model file, which registers its models
+    import isplab.models  # noqa: F401
+
+
+MODELS: Registry[ModelEntry] = Registry("model", loader=_load_models)
 
 
 def register_model(
@@ -71,6 +79,7 @@ def register_model(
     card: str | None = None,
     public: bool = True,
     tile_overlap: int = 32,
+    parameters: int | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator: register ``builder(**config) -> nn.Module`` as ``name``.
 
@@ -81,10 +90,13 @@ def register_model(
     """
 
     def deco(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _MODELS and _MODELS[name].builder is not builder:
-            raise ValueError(f"model {name!r} is registered twice")
+        old = MODELS.peek(name)
+        if old is not None:
+            if old.obj.builder is not builder:
+                raise ValueError(f"model {name!r} is registered twice")
+            return builder
         doc = (inspect.getdoc(builder) or "").strip().splitlines()
-        _MODELS[name] = ModelEntry(
+        entry = ModelEntry(
             name=name,
             builder=builder,
             description=description or (doc[0] if doc else name),
@@ -97,22 +109,16 @@ def register_model(
             card=card or name,
             public=public,
             tile_overlap=tile_overlap,
+            parameters=parameters,
         )
+        MODELS.add(name, entry, description=entry.description)
         return builder
 
     return deco
 
 
-def _ensure_loaded() -> None:
-    # importing the package imports every model file, which registers its models
-    import isplab.models  # noqa: F401
-
-
 def _entry(name: str) -> ModelEntry:
-    _ensure_loaded()
-    if name not in _MODELS:
-        raise InvalidInputError(f"unknown model {name!r}; choose from {', '.join(sorted(_MODELS))}")
-    return _MODELS[name]
+    return MODELS.get(name)
 
 
 def model_entry(name: str) -> ModelEntry:
@@ -126,12 +132,8 @@ def list_models(include_private: bool = True) -> dict[str, str]:
 
     ``include_private=False`` leaves out building blocks such as discriminators.
     """
-    _ensure_loaded()
-    return {
-        n: e.description
-        for n, e in sorted(_MODELS.items())
-        if include_private or e.public
-    }
+    return {e.name: e.obj.description for e in MODELS.entries()
+            if include_private or e.obj.public}
 
 
 def create_model(name: str, weights: str | Path | None = None, *, allow_import: bool = False,
@@ -179,8 +181,7 @@ def create_model(name: str, weights: str | Path | None = None, *, allow_import: 
 
 def is_registered(name: object) -> bool:
     """True when ``name`` is a model name of the registry (never imports anything else)."""
-    _ensure_loaded()
-    return isinstance(name, str) and name in _MODELS
+    return name in MODELS
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
@@ -191,13 +192,15 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
 def model_info(name: str, **config: Any) -> dict[str, Any]:
     """Facts about a model: description, paper, contract, default config, parameter count.
 
-    The parameter count is taken from a model built on the ``meta`` device (no memory).
+    The parameter count of the default config is the registry's (checked against a build
+    by the tests); other configs build the model on the ``meta`` device (no memory).
     """
     entry = _entry(name)
     opts = {**entry.defaults, **config}
-    with torch.device("meta"):
-        model = entry.builder(**opts)
-    card = CARDS_DIR / f"{entry.card}.md"
+    parameters = entry.parameters
+    if parameters is None or opts != entry.defaults:
+        with torch.device("meta"):
+            parameters = count_parameters(entry.builder(**opts))
     return {
         "name": entry.name,
         "description": entry.description,
@@ -208,8 +211,8 @@ def model_info(name: str, **config: Any) -> dict[str, Any]:
         "output_scale": entry.output_scale,
         "stride": entry.stride,
         "config": opts,
-        "parameters": count_parameters(model),
-        "card": str(card) if card.exists() else None,
+        "parameters": parameters,
+        "card": f"{CARDS}/{entry.card}.md",
         "public": entry.public,
         "tile_overlap": entry.tile_overlap,
     }

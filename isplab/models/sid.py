@@ -165,7 +165,8 @@ class SIDUNet(nn.Module):
         return y if self.training else y.clamp(0.0, 1.0)
 
 
-@register_model("sid_unet", paper="Chen, Chen, Xu, Koltun: Learning to See in the Dark, CVPR 2018",
+@register_model("sid_unet", parameters=7_760_268,
+                paper="Chen, Chen, Xu, Koltun: Learning to See in the Dark, CVPR 2018",
                 stride=16, input_space="packed_raw", output_space="srgb", output_scale=2,
                 defaults={"widths": SID_WIDTHS, "slope": 0.2, "ratio_input": False},
                 card="sid_unet")

@@ -221,14 +221,16 @@ class StarGANDiscriminator(nn.Module):
         return self.adv(f), self.cls(self.pool(f)).flatten(1)
 
 
-@register_model("stargan_generator", paper=PAPER, stride=4, input_space="srgb",
+@register_model("stargan_generator", parameters=8_476_672,
+                paper=PAPER, stride=4, input_space="srgb",
                 output_space="srgb", output_scale=1, card="stargan", tile_overlap=64)
 def stargan_generator(**config: Any) -> nn.Module:
     """StarGAN multi-domain translator (label also injected per residual block): sRGB -> sRGB."""
     return StarGANGenerator(**config)
 
 
-@register_model("stargan_discriminator", paper=PAPER, input_space="srgb", output_space="logits",
+@register_model("stargan_discriminator", parameters=44_727_232,
+                paper=PAPER, input_space="srgb", output_space="logits",
                 output_scale=1, card="stargan", public=False)
 def stargan_discriminator(**config: Any) -> nn.Module:
     """StarGAN PatchGAN critic + domain classifier (global-pool class head)."""

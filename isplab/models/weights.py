@@ -6,6 +6,7 @@ Loading never unpickles: safetensors only, shapes checked with a clear message.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -188,3 +189,29 @@ def resolve(spec: str | Path, weights: str | Path | None = None,
         raise InvalidInputError(f"unknown model {name!r}: a zoo name (isplab models), a "
                                 "weights file or a training-run folder")
     return load_model(path)
+
+
+#: the weights shipped in the package
+PACKAGE_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+
+
+def installed_weights(name: str) -> list[Path]:
+    """Weights files for ``name`` in the package's ``isplab/weights/`` and in
+    ``$ISPLAB_WEIGHTS_DIR``: files whose recorded model name (JSON sidecar or safetensors
+    header) is ``name``, or, without a record, whose file name starts with it."""
+    dirs = [PACKAGE_WEIGHTS]
+    if os.environ.get("ISPLAB_WEIGHTS_DIR"):
+        dirs.append(Path(os.environ["ISPLAB_WEIGHTS_DIR"]))
+    found: list[Path] = []
+    for d in dirs:
+        if not d.is_dir():
+            continue
+        for p in sorted(d.glob("*.safetensors")):
+            try:
+                recorded = read_weights_meta(p).get("name")
+            except Exception:  # unreadable file: judge by its name
+                recorded = None
+            if recorded == name or (recorded is None and
+                                    (p.stem == name or p.stem.startswith(f"{name}_"))):
+                found.append(p)
+    return found

@@ -195,8 +195,9 @@ def load_backbone(name: str, weights: str | Path | None = None, download: bool =
         elif path is None:
             raise IsplabError(
                 f"{name} weights not found: put torchvision's {spec.filename} ({spec.url}) "
-                f"in $ISPLAB_WEIGHTS_DIR or {Path(torch.hub.get_dir()) / 'checkpoints'}, "
-                "pass its path, or allow download=True")
+                f"in $ISPLAB_WEIGHTS_DIR or {Path(torch.hub.get_dir()) / 'checkpoints'}, or "
+                "pass its path (CLI: --vgg-weights FILE; library: weights=PATH or "
+                "download=True)")
         else:
             state = _read_state_dict(path)
         feats = {k: v for k, v in state.items() if k.startswith("features.")}

@@ -238,3 +238,22 @@ def test_a_tiny_file_claiming_a_huge_frame_is_refused_from_its_header(tmp_path):
             f, {"descr": "|u1", "fortran_order": False, "shape": (20_000, 20_000)})
     r = run("info", tmp_path / "big.npy")
     assert r.exit_code == 1 and "over the 200 MP limit" in r.output
+
+
+def test_synth_outputs_develop_with_their_recorded_levels(tmp_path):
+    """Issue 20.5: packed PNGs written by isplab synth are read back with the black/white
+    levels (and white balance) their meta/<id>.json records, with no flags."""
+    from isplab.raw import read
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    g = np.random.default_rng(0)
+    cv2.imwrite(str(photos / "p.png"), (g.random((64, 64, 3)) * 255).astype(np.uint8))
+    r = run("synth", photos, "-o", tmp_path / "s", "--patch", "32", "--bit-depth", "12", "-q")
+    assert r.exit_code == 0, r.output
+    raw_png = next((tmp_path / "s" / "raw").glob("*.png"))
+    img = read(raw_png)
+    assert img.black_level == (256.0,) * 4 and img.white_level == 4095.0
+    assert img.wb_gains is not None and img.camera_to_srgb is not None
+    r = run("develop", raw_png, "-o", tmp_path / "dev", "-q")
+    assert r.exit_code == 0, r.output

@@ -38,8 +38,10 @@ def command(
         "zoomed detail, the table, plots (matplotlib, report extra).")] = None,
     previews: Annotated[int, typer.Option(
         "--previews", help="Images shown in the HTML report.")] = 4,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
-    debug: Annotated[bool, typer.Option("--debug")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No per-image progress.")
+                     ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Tracebacks and debug logs.")
+                     ] = False,
 ) -> None:
     """Evaluate methods side by side under a named protocol; print a markdown table."""
     from isplab.cli import _setup_logging, err, out

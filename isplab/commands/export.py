@@ -21,8 +21,10 @@ def command(
         "--dynamic", help="Symbolic batch/height/width (any tile size at run time).")] = False,
     torchscript: Annotated[bool, typer.Option(
         "--torchscript", help="Write TorchScript (torch.jit) instead of ONNX.")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
-    debug: Annotated[bool, typer.Option("--debug")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing "
+                                            "output file.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Tracebacks and debug logs.")
+                     ] = False,
 ) -> None:
     """Export a model to ONNX (checked against torch with onnxruntime) or TorchScript."""
     import torch

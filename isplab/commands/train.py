@@ -24,7 +24,7 @@ def command(
     """Train a model from a recipe: checkpoints, logs (CSV, TensorBoard) and final weights
     go to the run directory. Under `torchrun --nproc_per_node=N -m isplab.cli train ...` it uses
     DDP (gloo on CPU, NCCL on GPU); only rank 0 writes."""
-    from isplab.cli import _setup_logging, err
+    from isplab.cli import _setup_logging, err, out
     from isplab.errors import IsplabError
     from isplab.train import Trainer, load_recipe
 
@@ -39,6 +39,10 @@ def command(
             raise
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
-    if trainer.rank == 0 and not quiet:
-        err.print(f"trained {summary['steps']} steps in {summary['seconds']:.1f} s; weights: "
-                  f"{summary['weights']}; validation: {summary['validation'] or '-'}")
+    if trainer.rank == 0:  # the one line a script or a user reads, -q or not
+        val = ", ".join(f"{k} {v:.4g}" for k, v in (summary["validation"] or {}).items())
+        stop = " (stopped by train.max_seconds: --resume continues)" \
+            if summary.get("stopped_by") else ""
+        out.print(f"trained {summary['steps']} steps in {summary['seconds']:.1f} s{stop}; "
+                  f"weights: {summary['weights']}; validation: {val or '-'}", soft_wrap=True,
+                  highlight=False, markup=False)

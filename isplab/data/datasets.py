@@ -49,12 +49,14 @@ SPLITS = ("train", "val", "all")
 
 def data_root() -> Path:
     """The real-data folder: ``$ISPLAB_DATA`` when set, else ``../shared/data`` relative to
-    the current directory (the project layout), else ``shared/data``; the first that exists
+    the current directory (the project layout), else ``shared/data``, else the ``shared/data``
+    beside the repository this package runs from (any working directory); the first that exists
     (``$ISPLAB_DATA`` or ``../shared/data`` when none does, so errors name it)."""
     env = os.environ.get("ISPLAB_DATA")
     if env:
         return Path(env)
-    for root in (Path.cwd().parent / "shared" / "data", Path("shared/data")):
+    beside_repo = Path(__file__).resolve().parents[3] / "shared" / "data"
+    for root in (Path.cwd().parent / "shared" / "data", Path("shared/data"), beside_repo):
         if root.is_dir():
             return root
     return Path.cwd().parent / "shared" / "data"

@@ -86,7 +86,8 @@ def export_torchscript(
     model: nn.Module, path: str | Path, example: torch.Tensor, overwrite: bool = False
 ) -> Path:
     """Write a traced TorchScript module (``torch.jit.load``-able) to ``path``."""
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's warnings about Python-level branches
         traced = torch.jit.trace(model.eval(), (example,), check_trace=False)
     return atomic_write(path, lambda tmp: traced.save(tmp), overwrite=overwrite)
 

@@ -451,6 +451,11 @@ def _from_array(arr, path, kind, cfa, black_level, white_level, bit_depth, wb_ga
     else:
         mosaic = arr.astype(np.float32)
 
+    side = sidecar_levels(path)
+    if side and white_level is None and bit_depth is None and black_level is None:
+        black_level, white_level = side["black_level"], side["white_level"]
+        wb_gains = wb_gains if wb_gains is not None else side.get("wb_gains")
+        log.info("%s: levels from %s", path.name, side["source"])
     if arr.dtype.kind == "f" and white_level is None and bit_depth is None:
         mx = float(arr.max()) if arr.size else 0.0
         if mx <= 1.0:
@@ -466,12 +471,44 @@ def _from_array(arr, path, kind, cfa, black_level, white_level, bit_depth, wb_ga
         file_white = float((1 << file_bits) - 1) if file_bits is not None else 1.0
     if cfa is None and not packed:
         log.warning("%s: CFA pattern not given, assuming RGGB", path.name)
-    return _finish(
+    image = _finish(
         mosaic, path, file_cfa="RGGB", file_black=[0.0] * 4, file_white=file_white,
         file_bits=file_bits, extra={"reader": kind, "packed": packed},
         cfa=cfa, black_level=black_level, white_level=white_level, bit_depth=None,
         wb_gains=wb_gains,
     )
+    if side and side.get("camera_to_srgb") is not None and image.camera_to_srgb is None:
+        image.camera_to_srgb = np.asarray(side["camera_to_srgb"], dtype=np.float64)
+    if side and side.get("bit_depth"):
+        image.bit_depth = int(side["bit_depth"])
+    return image
+
+
+def sidecar_levels(path: Path) -> dict[str, Any] | None:
+    """What ``isplab synth`` recorded beside a packed PNG/TIFF raw it wrote: ``OUT/meta/<id>.json``
+    for ``OUT/raw/<id>.png`` (or ``<name>.json`` beside the file): black and white levels
+    (sensor units), bit depth, white balance (red, blue gains) and the camera -> sRGB matrix.
+    None when there is no such record (or it is not one of ours)."""
+    import json
+
+    for cand in (path.parent.parent / "meta" / f"{path.stem}.json", path.with_suffix(".json")):
+        if not cand.is_file():
+            continue
+        try:
+            meta = json.loads(cand.read_text())
+            black, white = float(meta["black_level"]), float(meta["white_level"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if not (np.isfinite(black) and np.isfinite(white) and 0 <= black < white):
+            continue
+        out: dict[str, Any] = {"black_level": black, "white_level": white, "source": cand,
+                               "bit_depth": meta.get("bit_depth")}
+        if "red_gain" in meta and "blue_gain" in meta:
+            out["wb_gains"] = (float(meta["red_gain"]), 1.0, float(meta["blue_gain"]))
+        if "cam_to_rgb" in meta:
+            out["camera_to_srgb"] = meta["cam_to_rgb"]
+        return out
+    return None
 
 
 def _infer_bits(maxval: float, path: Path) -> int:

@@ -146,7 +146,7 @@ def dng_noise_profile(path: Path) -> tuple[float, float] | None:
     try:
         import tifffile
 
-        with tifffile.TiffFile(path) as tif:
+        with _quiet_logger("tifffile"), tifffile.TiffFile(path) as tif:
             pages = [tif.pages[0], *(getattr(tif.pages[0], "pages", None) or [])]
             for page in pages:
                 tag = page.tags.get(51041)
@@ -165,7 +165,7 @@ def _is_dng(path: Path) -> bool:
     try:
         import tifffile
 
-        with tifffile.TiffFile(path) as tif:
+        with _quiet_logger("tifffile"), tifffile.TiffFile(path) as tif:
             return 50706 in tif.pages[0].tags
     except Exception:
         return False
@@ -175,30 +175,48 @@ def _is_dng(path: Path) -> bool:
 
 
 @contextlib.contextmanager
-def _libraw_messages(path: Path):
-    """Capture what LibRaw prints to the C-level stderr ("Unexpected end of file"...) and
-    log it at debug level instead, so a bad file gives one clean error line. Yields a list
-    that holds the captured text once the block has ended."""
+def c_messages(path: Path, library: str = "LibRaw"):
+    """Capture what a C library (LibRaw, libpng, libtiff) prints on the process's stderr
+    (fd 2: "Unexpected end of file", "libpng error: ...") and log it at debug level instead,
+    so a bad file gives one clean error line. Yields a list that holds the last captured
+    line once the block has ended."""
     said: list[str] = []
     try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # no real stderr (pytest capture, GUI)
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except OSError:  # no fd 2 at all
         yield said
         return
-    sys.stderr.flush()
-    saved = os.dup(fd)
     with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), fd)
+        os.dup2(sink.fileno(), 2)
         try:
             yield said
         finally:
-            os.dup2(saved, fd)
+            os.dup2(saved, 2)
             os.close(saved)
             sink.seek(0)
             text = sink.read().decode(errors="replace").strip()
             if text:
                 said.append(text.splitlines()[-1].split(": ", 1)[-1])
-                log.debug("%s: LibRaw says: %s", path.name, text)
+                log.debug("%s: %s says: %s", path.name, library, text)
+
+
+#: the first bytes of raw formats LibRaw identifies by a header (TIFF-based raws and DNG, ORF,
+#: RW2, CRW, CR3, RAF, MRW, X3F, Phase One); a file with none of them that LibRaw still
+#: reads was identified by its size alone
+RAW_SIGNATURES = (
+    (0, b"II*\x00"), (0, b"MM\x00*"), (0, b"IIRO"), (0, b"IIRS"), (0, b"MMOR"), (0, b"IIU\x00"),
+    (6, b"HEAPCCDR"), (4, b"ftypcrx"), (0, b"FUJIFILM"), (0, b"\x00MRM"), (0, b"FOVb"),
+    (0, b"IIII"), (0, b"ARRI"), (0, b"RIFF"), (0, b"BR"),
+)
+
+
+def identified_by_size_only(path: Path) -> bool:
+    """True when ``path`` starts with no raw header LibRaw knows: LibRaw then identifies a
+    camera from the file size alone, and random bytes of that size "develop" into noise."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+    return not any(head[at:at + len(sig)] == sig for at, sig in RAW_SIGNATURES)
 
 
 def _read_libraw(path: Path, cfa, black_level, white_level, bit_depth, wb_gains,
@@ -207,9 +225,14 @@ def _read_libraw(path: Path, cfa, black_level, white_level, bit_depth, wb_gains,
 
     said: list[str] = []
     try:
-        with _libraw_messages(path) as said, rawpy.imread(str(path)) as r:
+        with c_messages(path) as said, rawpy.imread(str(path)) as r:
             limit.check(int(r.sizes.raw_height), int(r.sizes.raw_width))  # before unpacking
-            return _from_rawpy(r, path, cfa, black_level, white_level, bit_depth, wb_gains)
+            image = _from_rawpy(r, path, cfa, black_level, white_level, bit_depth, wb_gains)
+        if image.extra.get("identified_by") == "file size only":  # after fd 2 is back
+            log.warning("%s: no raw header: LibRaw identified this file by its size alone "
+                        "(%dx%d); if that is not the camera, the result is noise", path.name,
+                        image.width, image.height)
+        return image
     except rawpy.LibRawFileUnsupportedError as exc:
         what = _sniff(path)
         hint = f" (it looks like {what})" if what else ""
@@ -258,6 +281,8 @@ def _from_rawpy(r, path, cfa, black_level, white_level, bit_depth, wb_gains) -> 
         "margins": [int(r.sizes.top_margin), int(r.sizes.left_margin)],
         "daylight_wb": [float(v) for v in r.daylight_whitebalance[:3]],
     }
+    if identified_by_size_only(path):
+        extra["identified_by"] = "file size only"
     image = _finish(
         data, path, file_cfa=pattern, file_black=blacks, file_white=white,
         file_bits=max(1, math.ceil(math.log2(white + 1))), file_wb=gains,
@@ -375,6 +400,19 @@ def _read_npy(path, cfa, black_level, white_level, bit_depth, wb_gains, limit: _
     return _from_array(arr, path, "npy", cfa, black_level, white_level, bit_depth, wb_gains)
 
 
+@contextlib.contextmanager
+def _quiet_logger(name: str):
+    """Silence a library's Python logger below ERROR for one read (tifffile warns about
+    every odd tag of a damaged file; the read's own error is what the user sees)."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _image_size(path: Path) -> tuple[int, int] | None:
     """(height, width) from a PNG's IHDR or a TIFF's first page header; None if unknown."""
     with open(path, "rb") as f:
@@ -385,7 +423,7 @@ def _image_size(path: Path) -> tuple[int, int] | None:
         import tifffile
 
         try:
-            with tifffile.TiffFile(path) as tif:
+            with _quiet_logger("tifffile"), tifffile.TiffFile(path) as tif:
                 shape = tif.pages[0].shape
             return int(shape[0]), int(shape[1])
         except Exception:
@@ -403,15 +441,18 @@ def _read_image_array(path, cfa, black_level, white_level, bit_depth, wb_gains,
         import tifffile
 
         try:
-            arr = tifffile.imread(path)
+            with c_messages(path, "libtiff"), _quiet_logger("tifffile"):
+                arr = tifffile.imread(path)
         except Exception as exc:
             raise RawReadError(f"corrupt or unreadable TIFF ({exc})", path) from exc
     else:
         import cv2
 
-        arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        with c_messages(path, "libpng") as said:
+            arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if arr is None:
-            raise RawReadError("corrupt or unreadable image file", path)
+            detail = f" ({said[-1]})" if said else ""
+            raise RawReadError(f"corrupt or unreadable image file{detail}", path)
         if arr.ndim == 3 and arr.shape[2] == 4:  # OpenCV gives BGRA
             arr = arr[..., [2, 1, 0, 3]]
     if arr.ndim == 3 and arr.shape[2] == 3:

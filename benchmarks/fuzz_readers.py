@@ -256,8 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     from isplab.data.datasets import data_root
 
     root = args.data or data_root()
-    import isplab.cli  # noqa: F401  (imported once, shared by the forks)
     import isplab.classic.pipeline  # noqa: F401
+    import isplab.cli  # noqa: F401  (imported once, shared by the forks)
     import isplab.infer.hybrid  # noqa: F401
 
     items = corpus(root, args.inputs, args.seed)

@@ -94,65 +94,64 @@ def _check_device(device: str, dtype: str) -> None:
         raise typer.BadParameter(f"--dtype must be float32, bfloat16 or float16, got {dtype!r}")
 
 
+Inputs = Annotated[list[Path] | None, typer.Argument(
+    help="Raw files (DNG, camera raws, .raw, .npy, mosaic PNG/TIFF) or folders.",
+    show_default=False)]
+Sample = Annotated[bool, typer.Option(
+    "--sample", help="Develop the built-in sample raw (written into the output folder).")]
+Isp = Annotated[str, typer.Option(
+    help="classic; learned (hybrid: the file's metadata + the learned jdd_net demosaic and "
+    "denoise); or a blind zoo model: a name with --weights, a weights file, a run or "
+    "checkpoint folder.")]
+Weights = Annotated[Path | None, typer.Option(
+    "--weights", help="Weights for --isp NAME, or other jdd_net weights for the learned "
+    "demosaic.", rich_help_panel=LEARNED_PANEL, show_default=False)]
+Noise = Annotated[str | None, typer.Option(
+    "--noise", help="The raw's noise as SHOT,READ variances (default: the DNG "
+    "NoiseProfile, else estimated from the raw).", rich_help_panel=LEARNED_PANEL,
+    show_default=False)]
+Onnx = Annotated[Path | None, typer.Option(
+    "--onnx", help="An exported ONNX model, run by onnxruntime.",
+    rich_help_panel=LEARNED_PANEL, show_default=False)]
+Tile = Annotated[int | None, typer.Option(
+    "--tile", help="Tile side in packed pixels (default: from free memory).",
+    rich_help_panel=LEARNED_PANEL, show_default=False)]
+Overlap = Annotated[int | None, typer.Option(
+    "--overlap", help="Tile overlap in packed pixels (default: the model's).",
+    rich_help_panel=LEARNED_PANEL, show_default=False)]
+Device = Annotated[str, typer.Option(
+    "--device", help="auto, cpu or cuda[:i].", rich_help_panel=LEARNED_PANEL)]
+Dtype = Annotated[str, typer.Option(
+    "--dtype", help="float32, bfloat16 or float16 (CUDA).", rich_help_panel=LEARNED_PANEL)]
+Wb = Annotated[str, typer.Option(
+    help="White balance: camera, auto, white-patch, none, or gains R,G,B.")]
+DemosaicOpt = Annotated[Demosaic, typer.Option(help="Demosaicing algorithm.")]
+OutputBps = Annotated[int, typer.Option("--output-bps", help="Output bits: 8 or 16.")]
+FormatOpt = Annotated[OutFormat, typer.Option("--format", help="Output file format.")]
+HalfSize = Annotated[bool, typer.Option(
+    "--half-size", help="Half-resolution output, no demosaicing (fast preview).")]
+NoAutoBright = Annotated[bool, typer.Option(
+    "--no-auto-bright", help="Keep the exposure as shot.")]
+Bright = Annotated[float, typer.Option(help="Extra brightness multiplier (> 0).")]
+ToneOpt = Annotated[Tone, typer.Option(help="Global tone curve before gamma.")]
+Gamma = Annotated[str, typer.Option(
+    help="Output curve: srgb, bt709, linear, POWER or POWER,SLOPE as rawpy.")]
+Denoise = Annotated[float, typer.Option(
+    help="Light bilateral denoise strength on the output (0 = off).")]
+
+
 def command(
-    inputs: Annotated[list[Path] | None, typer.Argument(
-        help="Raw files (DNG, camera raws, .raw, .npy, mosaic PNG/TIFF) or folders.",
-        show_default=False)] = None,
-    output: opt.OutputDir = ...,
-    sample: Annotated[bool, typer.Option(
-        "--sample", help="Develop the built-in sample raw (written into the output folder).")
-    ] = False,
-    isp: Annotated[str, typer.Option(
-        help="classic; learned (hybrid: the file's metadata + the learned jdd_net demosaic and "
-        "denoise); or a blind zoo model: a name with --weights, a weights file, a run or "
-        "checkpoint folder.")] = "classic",
-    weights: Annotated[Path | None, typer.Option(
-        "--weights", help="Weights for --isp NAME, or other jdd_net weights for the learned "
-        "demosaic.", rich_help_panel=LEARNED_PANEL, show_default=False)] = None,
-    noise: Annotated[str | None, typer.Option(
-        "--noise", help="The raw's noise as SHOT,READ variances (default: the DNG "
-        "NoiseProfile, else estimated from the raw).", rich_help_panel=LEARNED_PANEL,
-        show_default=False)] = None,
-    onnx: Annotated[Path | None, typer.Option(
-        "--onnx", help="An exported ONNX model, run by onnxruntime.",
-        rich_help_panel=LEARNED_PANEL, show_default=False)] = None,
-    tile: Annotated[int | None, typer.Option(
-        "--tile", help="Tile side in packed pixels (default: from free memory).",
-        rich_help_panel=LEARNED_PANEL, show_default=False)] = None,
-    overlap: Annotated[int | None, typer.Option(
-        "--overlap", help="Tile overlap in packed pixels (default: the model's).",
-        rich_help_panel=LEARNED_PANEL, show_default=False)] = None,
-    device: Annotated[str, typer.Option(
-        "--device", help="auto, cpu or cuda[:i].", rich_help_panel=LEARNED_PANEL)] = "auto",
-    dtype: Annotated[str, typer.Option(
-        "--dtype", help="float32, bfloat16 or float16 (CUDA).", rich_help_panel=LEARNED_PANEL)
-    ] = "float32",
-    wb: Annotated[str, typer.Option(
-        help="White balance: camera, auto, white-patch, none, or gains R,G,B.")] = "camera",
-    demosaic: Annotated[Demosaic, typer.Option(help="Demosaicing algorithm.")
-                        ] = Demosaic.bilinear,
-    output_bps: Annotated[int, typer.Option("--output-bps", help="Output bits: 8 or 16.")] = 8,
-    fmt: Annotated[OutFormat, typer.Option("--format", help="Output file format.")
-                   ] = OutFormat.png,
-    half_size: Annotated[bool, typer.Option(
-        "--half-size", help="Half-resolution output, no demosaicing (fast preview).")] = False,
-    no_auto_bright: Annotated[bool, typer.Option(
-        "--no-auto-bright", help="Keep the exposure as shot.")] = False,
-    bright: Annotated[float, typer.Option(help="Extra brightness multiplier (> 0).")] = 1.0,
-    tone: Annotated[Tone, typer.Option(help="Global tone curve before gamma.")] = Tone.none,
-    gamma: Annotated[str, typer.Option(
-        help="Output curve: srgb, bt709, linear, POWER or POWER,SLOPE as rawpy.")] = "srgb",
-    denoise: Annotated[float, typer.Option(
-        help="Light bilateral denoise strength on the output (0 = off).")] = 0.0,
-    max_megapixels: opt.MaxMegapixels = 200.0,
-    overwrite: opt.Overwrite = False,
-    jobs: opt.Jobs = None,
-    shard: opt.Shard = None,
+    inputs: Inputs = None, output: opt.OutputDir = ..., sample: Sample = False,
+    isp: Isp = "classic", weights: Weights = None, noise: Noise = None, onnx: Onnx = None,
+    tile: Tile = None, overlap: Overlap = None, device: Device = "auto",
+    dtype: Dtype = "float32", wb: Wb = "camera", demosaic: DemosaicOpt = Demosaic.bilinear,
+    output_bps: OutputBps = 8, fmt: FormatOpt = OutFormat.png, half_size: HalfSize = False,
+    no_auto_bright: NoAutoBright = False, bright: Bright = 1.0, tone: ToneOpt = Tone.none,
+    gamma: Gamma = "srgb", denoise: Denoise = 0.0, max_megapixels: opt.MaxMegapixels = 200.0,
+    overwrite: opt.Overwrite = False, jobs: opt.Jobs = None, shard: opt.Shard = None,
     width: opt.Width = None, height: opt.Height = None, bits: opt.Bits = None,
     byte_order: opt.ByteOrderOpt = None, cfa: opt.Cfa = None, black_level: opt.BlackLevel = None,
-    white_level: opt.WhiteLevel = None,
-    quiet: opt.Quiet = False,
-    debug: opt.Debug = False,
+    white_level: opt.WhiteLevel = None, quiet: opt.Quiet = False, debug: opt.Debug = False,
 ) -> None:
     """Develop raw files into photos in OUTPUT; inputs are never replaced.
 

@@ -778,3 +778,22 @@ def test_isp_gradcheck():
     x.requires_grad_(True)
     isp = linear_isp(demosaic_algorithm="malvar2004", use_camera_wb=False)
     assert torch.autograd.gradcheck(lambda v: isp(v, cfa="GBRG"), (x,), eps=1e-6, atol=1e-5)
+
+
+def test_auto_white_balance_ignores_pixels_with_a_clipped_channel():
+    """Issue 20.6: on the openISP chart 17 % of green samples clip; counting the red and
+    blue of those pixels while dropping their green turned the white background mint (red
+    gain 1.50). Whole pixels with any clipped channel are left out: 1.59."""
+    from isplab.classic.white_balance import gray_world_gains, usable_pixels
+    from isplab.raw import read
+    from tests.conftest import RGGB_10BIT, need
+
+    raw = read(need(RGGB_10BIT), width=1920, height=1080, bit_depth=10, cfa="RGGB")
+    gains = gray_world_gains(raw.packed())
+    assert float(gains[0, 0]) == pytest.approx(1.59, abs=0.01)
+    # a synthetic grey card with a clipped highlight keeps unit gains
+    grey = torch.full((1, 3, 8, 8), 0.4)
+    grey[..., :4, :] = torch.tensor([1.0, 1.0, 0.7]).view(1, 3, 1, 1)  # clipped R and G
+    assert torch.allclose(gray_world_gains(grey), torch.ones(1, 3))
+    blocks = torch.tensor([[[0.5, 1.0, 0.001], [0.5, 0.5, 0.001], [0.5, 0.2, 0.0005]]])
+    assert usable_pixels(blocks).tolist() == [[True, False, False]]

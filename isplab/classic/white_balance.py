@@ -45,70 +45,75 @@ def apply_white_balance(
     return out.clamp(max=1.0) if clip else out
 
 
-def _to_rgb_samples(x: torch.Tensor, cfa: str | None) -> tuple[torch.Tensor, ...]:
-    """Per-colour samples N x K for R, G and B from RGB, packed or mosaic input."""
+def _rgb_blocks(x: torch.Tensor, cfa: str | None) -> torch.Tensor:
+    """``N x 3 x K`` colour samples, one column per pixel (RGB input) or per 2x2 Bayer block
+    (packed or mosaic input: R, mean of the two greens, B), so that every estimator can drop
+    a whole pixel when one of its channels is clipped."""
     check_image(x, (1, 3, 4), "x")
     if x.shape[1] == 1:
         if cfa is None:
             raise ValueError("white-balance estimation on a mosaic needs its cfa pattern")
         x = pack(x, cfa)
-    if x.shape[1] == 4:
-        n = x.shape[0]
-        r = x[:, 0].reshape(n, -1)
-        g = x[:, 1:3].reshape(n, -1)
-        b = x[:, 3].reshape(n, -1)
-        return r, g, b
     n = x.shape[0]
-    return tuple(x[:, c].reshape(n, -1) for c in range(3))
+    if x.shape[1] == 4:
+        x = torch.stack([x[:, 0], (x[:, 1] + x[:, 2]) * 0.5, x[:, 3]], dim=1)
+    return x.reshape(n, 3, -1)
+
+
+def usable_pixels(blocks: torch.Tensor, saturation: float = 0.99, dark: float = 0.002
+                  ) -> torch.Tensor:
+    """``N x K`` mask of the pixels an illuminant estimate may use: no channel clipped (at or
+    above ``saturation``: a clipped channel's ratio to the others is wrong, which turns a
+    white wall mint green) and not near black (max channel above ``dark``: noise and black
+    level errors)."""
+    top = blocks.amax(dim=1)
+    return (top < saturation) & (top > dark)
 
 
 def gray_world_gains(
-    x: torch.Tensor, cfa: str | None = None, saturation: float = 0.99
+    x: torch.Tensor, cfa: str | None = None, saturation: float = 0.99, dark: float = 0.002
 ) -> torch.Tensor:
-    """Gray-world gains: make the mean of each colour equal, ignoring clipped pixels.
+    """Gray-world gains: make the mean of each colour equal over the usable pixels
+    (:func:`usable_pixels`: no channel clipped, not near black).
 
     Args:
         x: linear camera data (RGB ``N x 3``, packed ``N x 4`` or mosaic ``N x 1``).
         cfa: Bayer pattern of a mosaic input.
-        saturation: samples at or above this value are left out of the means.
+        saturation: a pixel with any channel at or above this value is left out.
+        dark: a pixel whose channels are all at or below this value is left out.
 
     Returns:
         ``N x 3`` gains (R, G, B) with G = 1.
     """
-    means = []
-    for samples in _to_rgb_samples(x, cfa):
-        valid = samples < saturation
-        s = (samples * valid).sum(dim=1)
-        cnt = valid.sum(dim=1).clamp(min=1)
-        means.append(s / cnt)
-    m = torch.stack(means, dim=1).clamp(min=1e-8)
+    blocks = _rgb_blocks(x, cfa)
+    valid = usable_pixels(blocks, saturation, dark)
+    valid = torch.where(valid.any(dim=1, keepdim=True), valid, torch.ones_like(valid))
+    w = valid.to(blocks.dtype)[:, None]
+    m = ((blocks * w).sum(dim=2) / w.sum(dim=2).clamp(min=1)).clamp(min=1e-8)
     return m[:, 1:2] / m
 
 
 def white_patch_gains(
-    x: torch.Tensor, cfa: str | None = None, percentile: float = 99.0, saturation: float = 0.99
+    x: torch.Tensor, cfa: str | None = None, percentile: float = 99.0, saturation: float = 0.99,
+    dark: float = 0.002,
 ) -> torch.Tensor:
-    """White-patch (max-RGB) gains: make a high percentile of each colour equal.
+    """White-patch (max-RGB) gains: make a high percentile of each colour equal over the
+    usable pixels (:func:`usable_pixels`).
 
     Using a percentile rather than the maximum keeps a few hot pixels from deciding the
-    result; clipped samples (>= ``saturation``) are ignored.
+    result; pixels with a clipped channel are ignored (all three colours of them).
 
     Returns:
         ``N x 3`` gains (R, G, B) with G = 1.
     """
     q = percentile / 100.0
+    blocks = _rgb_blocks(x, cfa)
+    valid = usable_pixels(blocks, saturation, dark)
     tops = []
-    for samples in _to_rgb_samples(x, cfa):
-        vals = []
-        for row in samples:
-            row = row[row < saturation]
-            if row.numel() == 0:
-                vals.append(torch.ones((), dtype=samples.dtype, device=samples.device))
-                continue
-            if row.numel() > 1_000_000:
-                row = row[:: row.numel() // 1_000_000 + 1]
-            vals.append(torch.quantile(row, q))
-        tops.append(torch.stack(vals))
-    t = torch.stack(tops, dim=1).clamp(min=1e-8)
+    for image, keep in zip(blocks, valid, strict=True):
+        cols = image[:, keep] if keep.any() else image
+        if cols.shape[1] > 1_000_000:
+            cols = cols[:, :: cols.shape[1] // 1_000_000 + 1]
+        tops.append(torch.quantile(cols, q, dim=1))
+    t = torch.stack(tops).clamp(min=1e-8)
     return t[:, 1:2] / t
-

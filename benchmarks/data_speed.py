@@ -29,13 +29,11 @@ from pathlib import Path
 
 import torch
 
-from isplab.data.datasets import (
-    DemosaicDataset,
-    PairedRawRGBDataset,
-    SyntheticRawDataset,
-    list_images,
-)
+from isplab.data.datasets import list_images
+from isplab.data.demosaic import DemosaicDataset
+from isplab.data.paired import PairedRawRGBDataset
 from isplab.data.patches import train_loader
+from isplab.data.synthetic import SyntheticRawDataset
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 FOLDERS = [DATA / "wikipedia_photos49", DATA / "cbsd68"]

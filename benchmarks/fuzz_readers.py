@@ -189,6 +189,28 @@ def run_one(path: Path, verb: str, flags: list[str], out_dir: Path) -> dict:
             "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+def run_in_process(path: Path, verb: str, flags: list[str], out_dir: Path) -> dict:
+    """:func:`run_one` in this process with the 60 s limit (SIGALRM): for callers that have
+    already run torch (a test session), where a fork would inherit OpenMP's thread pool and
+    can hang. No RSS figure of its own (``rss_mb`` is the process's)."""
+    import signal
+
+    def expire(*_):
+        raise TimeoutError
+
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(int(LIMIT_S))
+    try:
+        result = run_one(path, verb, flags, out_dir)
+        result["rss_mb"] = 0.0
+        return result
+    except TimeoutError:
+        return {"file": path.name, "verb": verb, "timeout": True, "seconds": LIMIT_S}
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
 def _child(path: Path, verb: str, flags: list[str], out_dir: Path, fd: int) -> None:
     result = run_one(path, verb, flags, out_dir)
     os.write(fd, json.dumps(result).encode())

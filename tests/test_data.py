@@ -20,14 +20,9 @@ from isplab.data.augment import (
     transform,
     unify_cfa,
 )
-from isplab.data.datasets import (
-    DemosaicDataset,
-    PairedRawRGBDataset,
-    RGBPairDataset,
-    SyntheticRawDataset,
-    default_synthetic_folders,
-    split_files,
-)
+from isplab.data.datasets import default_synthetic_folders, split_files
+from isplab.data.demosaic import DemosaicDataset
+from isplab.data.paired import PairedRawRGBDataset
 from isplab.data.patches import (
     item_generator,
     make_loader,
@@ -35,6 +30,8 @@ from isplab.data.patches import (
     random_offsets,
     set_epoch,
 )
+from isplab.data.rgb_pairs import RGBPairDataset
+from isplab.data.synthetic import SyntheticRawDataset
 from isplab.errors import InvalidInputError
 from isplab.io import write_image
 from isplab.raw.cfa import BAYER_PATTERNS, mosaic, pack

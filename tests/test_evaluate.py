@@ -10,7 +10,14 @@ from typer.testing import CliRunner
 
 from isplab.classic import demosaic
 from isplab.errors import InvalidInputError
-from isplab.evaluate import evaluate, markdown_table, protocol_items, resolve_method
+from isplab.evaluate import (
+    evaluate,
+    in_shard,
+    markdown_table,
+    merge_results,
+    protocol_items,
+    resolve_method,
+)
 from isplab.io import read_image
 from isplab.metrics import psnr
 from isplab.metrics.functional import crop_border
@@ -169,7 +176,8 @@ def test_denoisers_after_a_method_use_the_noise_profile(tmp_path):
                      metrics=["psnr"], limit=1)["methods"]
     assert clean["classic:malvar2004"] == {**clean["classic:malvar2004+bilateral"],
                                            "note": clean["classic:malvar2004"]["note"],
-                                           "mp_per_s": clean["classic:malvar2004"]["mp_per_s"]}
+                                           "mp_per_s": clean["classic:malvar2004"]["mp_per_s"],
+                                           "seconds": clean["classic:malvar2004"]["seconds"]}
 
 
 def test_generalised_anscombe_round_trip_and_bm3d_peer():
@@ -206,3 +214,109 @@ def test_learned_stage_is_evaluated_with_its_noise_map(tmp_path):
     noisy = evaluate([f"classic:learned={w}"], "synthetic-isp", HARD, metrics=["psnr"], limit=1,
                      noise="0.01,0.0002")
     assert noisy["methods"]["classic:learned"]["psnr"]["mean"] > 10
+
+
+# --- shards on many machines, merged --------------------------------------------------------
+
+SHARD_RUN = ["evaluate", "-m", "classic", "-m", "classic:malvar2004", "-p", "demosaic",
+             "--data", str(HARD), "--limit", "7", "--metrics", "psnr", "-q"]
+
+
+def _table(output: str) -> list[list[str]]:
+    """The printed table's rows, without the MP/s column (timings differ run to run)."""
+    rows = [line.split("|")[1:-1] for line in output.splitlines() if line.startswith("|")]
+    return [[c.strip() for i, c in enumerate(r) if i != len(r) - 2] for r in rows]
+
+
+def test_shards_cover_every_item_once_and_merge_to_the_unsharded_table(tmp_path):
+    need(HARD)
+    from isplab.cli import app
+
+    runner = CliRunner()
+    whole = runner.invoke(app, [*SHARD_RUN, "--json", str(tmp_path / "all.json")])
+    assert whole.exit_code == 0, whole.output
+    full = json.loads((tmp_path / "all.json").read_text())
+    assert full["shard"] is None and full["indices"] == list(range(7))
+    files = []
+    for k in (1, 2, 3):
+        files.append(str(tmp_path / f"s{k}.json"))
+        res = runner.invoke(app, [*SHARD_RUN, "--shard", f"{k}/3", "--json", files[-1]])
+        assert res.exit_code == 0, res.output
+        assert f"shard {k}/3 of 7" in res.output
+    shards = [json.loads(open(f).read()) for f in files]
+    names = [n for r in shards for n in r["images"]]
+    assert sorted(names) == sorted(full["images"]) and len(names) == 7  # each exactly once
+    for k, r in enumerate(shards, 1):
+        assert r["shard"] == [k, 3]
+        assert all(in_shard(n, (k, 3)) for n in r["images"])
+        assert [full["images"][i] for i in r["indices"]] == r["images"]
+    merged = runner.invoke(app, ["evaluate", "--merge", *files[::-1], "--json",
+                                 str(tmp_path / "m.json")])
+    assert merged.exit_code == 0, merged.output
+    assert merged.output.splitlines()[0] == whole.output.splitlines()[0]  # the header line
+    assert _table(merged.output) == _table(whole.output)
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["images"] == full["images"] and m["indices"] == full["indices"]
+    assert m["missing_shards"] == [] and m["shards"] == [[1, 3], [2, 3], [3, 3]]
+    for name, ref in full["methods"].items():
+        assert m["methods"][name]["psnr"] == ref["psnr"]  # per image, mean, median: equal
+        assert m["methods"][name]["megapixels"] == pytest.approx(ref["megapixels"])
+        seconds = sum(r["methods"][name]["seconds"] for r in shards)
+        assert m["methods"][name]["mp_per_s"] == pytest.approx(ref["megapixels"] / seconds)
+
+
+def test_an_empty_shard_is_a_result_and_merges():
+    need(HARD)
+    first = [p.name for p in sorted(HARD.glob("*.png"))[:2]]
+    n = 4
+    empty = next(k for k in range(1, n + 1) if not any(in_shard(x, (k, n)) for x in first))
+    runs = [evaluate(["classic"], "demosaic", HARD, metrics=["psnr"], limit=2, shard=(k, n))
+            for k in range(1, n + 1)]
+    assert runs[empty - 1]["images"] == [] and runs[empty - 1]["protocol_images"] == 2
+    assert "psnr" not in runs[empty - 1]["methods"]["classic:bilinear"]
+    assert markdown_table(runs[empty - 1]).count("\n") == 2  # header, rule, one row
+    whole = evaluate(["classic"], "demosaic", HARD, metrics=["psnr"], limit=2)
+    merged = merge_results(runs)
+    assert merged["images"] == whole["images"]
+    assert merged["methods"]["classic:bilinear"]["psnr"] == \
+        whole["methods"]["classic:bilinear"]["psnr"]
+    with pytest.raises(InvalidInputError, match="shard"):
+        evaluate(["classic"], "demosaic", HARD, metrics=["psnr"], limit=1, shard=(3, 2))
+
+
+def test_merge_refuses_mismatched_shards(tmp_path, caplog):
+    need(HARD)
+    a, b = (evaluate(["classic", "classic:malvar2004"], "demosaic", HARD, metrics=["psnr"],
+                     limit=8, shard=(k, 2)) for k in (1, 2))
+    assert a["images"] and b["images"]  # both shards hold items (else pick another limit)
+    changes = {"protocol": "synthetic-isp", "data": "elsewhere", "noise": 0.05, "seed": 1,
+               "metrics": ["psnr", "ssim"], "border": 0, "limit": 5}
+    for key, value in changes.items():
+        with pytest.raises(InvalidInputError, match=f"^shards of different {key}: "):
+            merge_results([a, {**b, key: value}])
+    with pytest.raises(InvalidInputError, match="^shards of different methods: "):
+        merge_results([a, {**b, "methods": {"classic:bilinear": b["methods"]["classic:bilinear"]}}])
+    with pytest.raises(InvalidInputError, match="^shards of different N: "):
+        merge_results([a, {**b, "shard": (2, 3)}])
+    with pytest.raises(InvalidInputError, match="^shard 1/2 given twice"):
+        merge_results([a, a])
+    twice = {**b, "images": [*b["images"], a["images"][0]],
+             "indices": [*b["indices"], a["indices"][0]]}
+    with pytest.raises(InvalidInputError, match=f"^item {a['images'][0]} .* evaluated twice"):
+        merge_results([a, twice])
+    with caplog.at_level("WARNING", logger="isplab.evaluate"):
+        part = merge_results([b])
+    assert "shard 1/2 missing" in caplog.text and part["missing_shards"] == ["1/2"]
+    assert part["images"] == b["images"]
+    from isplab.cli import app
+
+    for name, r in (("a.json", a), ("b.json", {**b, "noise": "0.01"})):
+        (tmp_path / name).write_text(json.dumps({k: v for k, v in r.items() if k != "previews"}))
+    res = CliRunner().invoke(app, ["evaluate", "--merge", str(tmp_path / "a.json"),
+                                   str(tmp_path / "b.json")])
+    assert res.exit_code == 2 and "shards of different noise" in " ".join(res.output.split())
+    res = CliRunner().invoke(app, ["evaluate", "--merge", str(tmp_path / "a.json")])
+    assert res.exit_code == 0 and "2/2 missing" in " ".join(res.output.split())
+    res = CliRunner().invoke(app, ["evaluate", "--merge", "-m", "classic",
+                                   str(tmp_path / "a.json")])
+    assert res.exit_code == 2 and "--merge takes" in res.output

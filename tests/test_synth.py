@@ -435,6 +435,75 @@ def test_cli_synth(photos, tmp_path):
                                "--patch", "15"]).exit_code == 2
 
 
+@pytest.fixture
+def tiny_photos(tmp_path):
+    """Small random photos in two folders, one too small, and a stem used twice (b/p1.png:
+    shard 1 of 2 by its own name, but its stem belongs to src/p1.png in shard 2)."""
+    rng = np.random.default_rng(11)
+    folders = tmp_path / "src", tmp_path / "b"
+    for folder, names in zip(folders, (("cat", "p1", "sky"), ("p1",)), strict=True):
+        folder.mkdir()
+        for name in names:
+            cv2.imwrite(str(folder / f"{name}.png"),
+                        rng.integers(0, 256, (40, 48, 3), dtype=np.uint8))
+    cv2.imwrite(str(folders[1] / "tiny.png"), np.zeros((20, 20, 3), np.uint8))
+    return [str(f) for f in folders]
+
+
+def _synth_cli(sources, out, *extra):
+    from typer.testing import CliRunner
+
+    from isplab.cli import app
+
+    args = ["synth", *sources, "-o", str(out), "--patch", "32", "--per-image", "2", "--seed",
+            "9", "-q", *extra]
+    return CliRunner().invoke(app, args)
+
+
+def test_cli_synth_shards_together_write_the_unsharded_run(tiny_photos, tmp_path):
+    from isplab.commands._batch import shard_key
+    from isplab.synth.writer import summary_name
+
+    whole = tmp_path / "whole"
+    assert _synth_cli(tiny_photos, whole).exit_code == 0  # tiny.png: reported, not fatal
+    expected = _tree(whole)
+    summary = json.loads(expected.pop("synth.json"))
+    assert summary["ids"] == ["cat_000", "cat_001", "p1_000", "p1_001", "sky_000", "sky_001"]
+    # the shards split the photos (b/p1.png alone would go to shard 1)
+    assert {shard_key(tmp_path / "src" / f"{n}.png") % 2 for n in ("cat", "sky")} == {0, 1}
+    assert shard_key(tmp_path / "b" / "p1.png") % 2 == 0
+    assert shard_key(tmp_path / "src" / "p1.png") % 2 == 1
+
+    shards = tmp_path / "shards"  # both shards into one folder, as array tasks would
+    ids = []
+    for k in (1, 2):
+        result = _synth_cli(tiny_photos, shards, "--shard", f"{k}/2")
+        assert result.exit_code == 0, result.output
+        part = json.loads((shards / summary_name((k, 2))).read_text())
+        assert part["arguments"]["shard"] == f"{k}/2" and part["ids"]
+        ids += part["ids"]
+    assert sorted(ids) == summary["ids"]
+    files = _tree(shards)
+    del files[summary_name((1, 2))], files[summary_name((2, 2))]
+    assert files == expected  # the same pair files, byte for byte
+    # the unsharded summary is unchanged by sharding support
+    assert "shard" not in summary["arguments"]
+    assert _synth_cli(tiny_photos, tmp_path / "bad", "--shard", "3/2").exit_code == 2
+    assert _synth_cli(tiny_photos, tmp_path / "bad", "--jobs", "0").exit_code == 2
+
+
+def test_cli_synth_jobs_write_the_same_bytes_and_ids(tiny_photos, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert _synth_cli(tiny_photos, one, "--jobs", "1").exit_code == 0
+    assert _synth_cli(tiny_photos, two, "--jobs", "2").exit_code == 0
+    a, b = _tree(one), _tree(two)
+    assert a == b  # every pair and synth.json (ids and skips in the same order)
+    summary = json.loads(b["synth.json"])
+    assert summary["ids"] == ["cat_000", "cat_001", "p1_000", "p1_001", "sky_000", "sky_001"]
+    assert [s["source"].split("/")[-2:] for s in summary["skipped"]] == [["b", "p1.png"],
+                                                                         ["b", "tiny.png"]]
+
+
 def test_uint8_input_decodes_through_the_table_identically():
     from isplab.synth.unprocess import decode_srgb
 

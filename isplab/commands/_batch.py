@@ -27,7 +27,6 @@ import multiprocessing as mp
 import os
 import sys
 import traceback
-import zlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from pathlib import Path
 
 from isplab.errors import IsplabError
 from isplab.io import written_by_isplab
+from isplab.sharding import in_shard, parse_shard  # noqa: F401  (the verbs' import)
 
 # --- inputs --------------------------------------------------------------------------------
 
@@ -63,32 +63,16 @@ def collect(inputs: Iterable[Path], suffixes: Iterable[str], what: str = "raw fi
     return files, problems
 
 
-def parse_shard(text: str | None) -> tuple[int, int] | None:
-    """``"K/N"`` (1 <= K <= N) -> (K, N); None stays None."""
-    if text is None:
-        return None
-    try:
-        k, n = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise IsplabError(f"--shard must be K/N (e.g. 2/8), got {text!r}") from None
-    if not 1 <= k <= n:
-        raise IsplabError(f"--shard K/N needs 1 <= K <= N, got {text!r}")
-    return k, n
-
-
-def shard_key(path: Path) -> int:
-    """A stable hash of ``parent/name`` (the same on every machine and run)."""
-    return zlib.crc32(f"{path.parent.name}/{path.name}".encode())
+def shard_key(path: Path) -> str:
+    """The key a file is sharded by: ``parent/name`` (the same whatever the mount point)."""
+    return f"{path.parent.name}/{path.name}"
 
 
 def select_shard(files: list[Path], shard: tuple[int, int] | None) -> list[Path]:
-    """The files of shard K of N: every input lands in exactly one shard (sorted paths,
-    stable hashing), so N machines cover a dataset with no coordinator."""
+    """The files of shard K of N (:mod:`isplab.sharding`), sorted: every input lands in
+    exactly one shard, so N machines cover a dataset with no coordinator."""
     ordered = sorted(set(files), key=lambda p: (str(p), p))
-    if shard is None:
-        return ordered
-    k, n = shard
-    return [f for f in ordered if shard_key(f) % n == k - 1]
+    return [f for f in ordered if in_shard(shard_key(f), shard)]
 
 
 # --- the output folder ---------------------------------------------------------------------

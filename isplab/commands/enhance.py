@@ -101,7 +101,10 @@ def command(
     ] = MdieMode.all,
     fmt: Annotated[Fmt, typer.Option("--format", help="Output file format.")] = Fmt.png,
     overwrite: opt.Overwrite = False,
-    jobs: opt.Jobs = None,
+    jobs: Annotated[int | None, typer.Option(
+        "--jobs", "-j", help="Worker processes, each one photo at a time (default 1: "
+        "style transfer is memory-hungry).", rich_help_panel=opt.BATCH_PANEL,
+        show_default=False)] = None,
     shard: opt.Shard = None,
     quiet: opt.Quiet = False,
     debug: opt.Debug = False,

@@ -32,6 +32,95 @@ def _image_pairs(a: Path, b: Path) -> tuple[list[tuple[Path, Path]], list[str]]:
     return [], [f"{a} and {b}: give two files or two folders"]
 
 
+def _list_metrics() -> None:
+    """``--list``: every metric with its direction and description."""
+    from isplab.cli import out
+    from isplab.metrics import list_metrics
+    from isplab.metrics.registry import metric_spec
+
+    for name in list_metrics():
+        spec = metric_spec(name)
+        arrow = "higher is better" if spec.higher_is_better else "lower is better"
+        out.print(f"{name:16s} {arrow:16s} {spec.description}", highlight=False)
+
+
+def _create_metrics(names: str, border: int, weights_dir: Path | None) -> dict:
+    """The ``--metrics`` by name (a bad name or option is one Invalid value line)."""
+    from isplab.errors import IsplabError
+    from isplab.metrics import create_metric
+
+    chosen = [n.strip() for n in names.split(",") if n.strip()]
+    try:
+        mets = {}
+        for n in chosen:
+            opts = {"border": border} if border else {}
+            if n.startswith("lpips") and weights_dir is not None:
+                opts["weights"] = weights_dir
+            mets[n] = create_metric(n, **opts)
+    except IsplabError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return mets
+
+
+def _score(pairs: list[tuple[Path, Path]], mets: dict, failures: list[str],
+           debug: bool) -> dict[str, dict[str, float]]:
+    """Every metric on every pair (keyed by the result's file name); a pair that fails is
+    one line, appended to ``failures``, and the rest go on."""
+    import traceback
+
+    import torch
+    from rich.markup import escape
+
+    from isplab.cli import err
+    from isplab.errors import IsplabError
+    from isplab.io import read_image
+
+    per_image: dict[str, dict[str, float]] = {}
+    for a, b in pairs:
+        try:
+            x, y = read_image(a), read_image(b)
+            with torch.no_grad():
+                per_image[a.name] = {n: float(m(x, y)[0]) for n, m in mets.items()}
+        except Exception as exc:  # one bad pair never stops the rest
+            if debug:
+                traceback.print_exc()
+            reason = str(exc) if isinstance(exc, IsplabError) else \
+                f"{exc.__class__.__name__}: {exc}"
+            failures.append(f"{a} vs {b}: {reason}")
+            err.print(f"[red]✗[/] {escape(failures[-1])}", highlight=False)
+    return per_image
+
+
+def _print_table(title: str, mets: dict, per_image: dict[str, dict[str, float]]) -> dict:
+    """The per-image table (with mean and median rows for several images); returns the
+    summary (each metric's aggregate)."""
+    from rich.table import Table
+
+    from isplab.cli import out
+
+    table = Table(title=title)
+    table.add_column("image")
+    for n, m in mets.items():
+        table.add_column(f"{n} {'↑' if m.higher_is_better else '↓'}", justify="right")
+    for image, vals in per_image.items():
+        table.add_row(image, *(f"{vals[n]:.4f}" for n in mets))
+    summary = {n: mets[n].aggregate([v[n] for v in per_image.values()]) for n in mets}
+    if len(per_image) > 1:
+        for stat in ("mean", "median"):
+            table.add_row(f"[bold]{stat}", *(f"{summary[n][stat]:.4f}" for n in mets))
+    out.print(table)
+    return summary
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    from isplab.io import atomic_write
+
+    def _write(tmp: str) -> None:
+        Path(tmp).write_text(json.dumps(payload, indent=2))
+
+    atomic_write(path, _write, overwrite=True)
+
+
 def command(
     result: Annotated[Path | None, typer.Argument(help="Image file or folder to score.",
                                                   show_default=False)] = None,
@@ -51,81 +140,28 @@ def command(
     debug: opt.Debug = False,
 ) -> None:
     """Compare images with a reference (files, or folders paired by file name)."""
-    import traceback
-
     from rich.markup import escape
-    from rich.table import Table
 
-    from isplab.cli import _setup_logging, err, out
-    from isplab.errors import IsplabError
+    from isplab.cli import _setup_logging, err
 
     _setup_logging(debug)
-    from isplab.io import read_image
-    from isplab.metrics import create_metric, list_metrics
-
     if list_only:
-        from isplab.metrics.registry import metric_spec
-
-        for name in list_metrics():
-            spec = metric_spec(name)
-            arrow = "higher is better" if spec.higher_is_better else "lower is better"
-            out.print(f"{name:16s} {arrow:16s} {spec.description}", highlight=False)
+        _list_metrics()
         return
     if result is None or reference is None:
         raise typer.BadParameter("give a result and a reference (files or folders)")
-    chosen = [n.strip() for n in names.split(",") if n.strip()]
-    try:
-        mets = {}
-        for n in chosen:
-            opts = {"border": border} if border else {}
-            if n.startswith("lpips") and weights_dir is not None:
-                opts["weights"] = weights_dir
-            mets[n] = create_metric(n, **opts)
-    except IsplabError as exc:
-        raise typer.BadParameter(str(exc)) from None
+    mets = _create_metrics(names, border, weights_dir)
     pairs, failures = _image_pairs(result, reference)
     for message in failures:
         err.print(f"[red]✗[/] {escape(message)}", highlight=False)
-    per_image: dict[str, dict[str, float]] = {}
-    import torch
-
-    for a, b in pairs:
-        try:
-            x, y = read_image(a), read_image(b)
-            with torch.no_grad():
-                per_image[a.name] = {n: float(m(x, y)[0]) for n, m in mets.items()}
-        except Exception as exc:  # one bad pair never stops the rest
-            if debug:
-                traceback.print_exc()
-            reason = str(exc) if isinstance(exc, IsplabError) else \
-                f"{exc.__class__.__name__}: {exc}"
-            failures.append(f"{a} vs {b}: {reason}")
-            err.print(f"[red]✗[/] {escape(failures[-1])}", highlight=False)
+    per_image = _score(pairs, mets, failures, debug)
     if per_image:
-        table = Table(title=f"{result} vs {reference}")
-        table.add_column("image")
-        for n, m in mets.items():
-            table.add_column(f"{n} {'↑' if m.higher_is_better else '↓'}", justify="right")
-        for image, vals in per_image.items():
-            table.add_row(image, *(f"{vals[n]:.4f}" for n in mets))
-        summary = {n: mets[n].aggregate([v[n] for v in per_image.values()]) for n in mets}
-        if len(per_image) > 1:
-            for stat in ("mean", "median"):
-                table.add_row(f"[bold]{stat}", *(f"{summary[n][stat]:.4f}" for n in mets))
-        out.print(table)
+        summary = _print_table(f"{result} vs {reference}", mets, per_image)
         if as_json is not None:
-            from isplab.io import atomic_write
-
-            payload = {"result": str(result), "reference": str(reference), "border": border,
-                       "per_image": per_image, "summary": summary, "failed": failures}
-
-            def _write(tmp: str) -> None:
-                Path(tmp).write_text(json.dumps(payload, indent=2))
-
-            atomic_write(as_json, _write, overwrite=True)
+            _write_json(as_json, {"result": str(result), "reference": str(reference),
+                                  "border": border, "per_image": per_image,
+                                  "summary": summary, "failed": failures})
     if failures or not per_image:
         if not per_image:
             err.print("no image pairs to compare")
         raise typer.Exit(1)
-
-

@@ -24,7 +24,8 @@ def command(
     """Train a model from a recipe: checkpoints, logs (CSV, TensorBoard) and final weights
     go to the run directory. Under `torchrun --nproc_per_node=N -m isplab.cli train ...` it uses
     DDP (gloo on CPU, NCCL on GPU); only rank 0 writes."""
-    from isplab.cli import _setup_logging, err, out
+    from isplab.cli import _setup_logging, err
+    from isplab.cli import out as console
     from isplab.errors import IsplabError
     from isplab.train import Trainer, load_recipe
 
@@ -43,6 +44,6 @@ def command(
         val = ", ".join(f"{k} {v:.4g}" for k, v in (summary["validation"] or {}).items())
         stop = " (stopped by train.max_seconds: --resume continues)" \
             if summary.get("stopped_by") else ""
-        out.print(f"trained {summary['steps']} steps in {summary['seconds']:.1f} s{stop}; "
+        console.print(f"trained {summary['steps']} steps in {summary['seconds']:.1f} s{stop}; "
                   f"weights: {summary['weights']}; validation: {val or '-'}", soft_wrap=True,
                   highlight=False, markup=False)

@@ -14,19 +14,19 @@ from isplab.registry import Registry
 
 #: recipe name -> the class (imported on first use); one line each
 DATASETS: Registry[tuple[str, str]] = Registry("dataset")
-DATASETS.add("synthetic_raw", ("isplab.data.datasets", "SyntheticRawDataset"),
+DATASETS.add("synthetic_raw", ("isplab.data.synthetic", "SyntheticRawDataset"),
              description="sRGB photos unprocessed on the fly into (raw, sRGB) pairs")
-DATASETS.add("paired_raw_rgb", ("isplab.data.datasets", "PairedRawRGBDataset"),
+DATASETS.add("paired_raw_rgb", ("isplab.data.paired", "PairedRawRGBDataset"),
              description="raw + RGB folders: ZRR, `isplab synth`/`isplab align` output, "
              "raw/ + rgb/")
-DATASETS.add("demosaic", ("isplab.data.datasets", "DemosaicDataset"),
+DATASETS.add("demosaic", ("isplab.data.demosaic", "DemosaicDataset"),
              description="RGB photos re-mosaiced (linear or sRGB), optional noise")
-DATASETS.add("rgb_pairs", ("isplab.data.datasets", "RGBPairDataset"),
+DATASETS.add("rgb_pairs", ("isplab.data.rgb_pairs", "RGBPairDataset"),
              description="sRGB -> sRGB pairs (SIDD, City100, input/ + target/)")
 DATASETS.add("jdd_synthetic", ("isplab.data.jdd", "JDDDataset"),
              description="photos -> white-balanced noisy packed raw + noise map -> clean RGB "
              "(jdd_net)")
-DATASETS.add("degraded_pairs", ("isplab.data.datasets", "DegradedPairDataset"),
+DATASETS.add("degraded_pairs", ("isplab.data.degraded", "DegradedPairDataset"),
              description="clean photos degraded (noise, texture, colour) -> the clean photo")
 DATASETS.add("domains", ("isplab.data.domains", "DomainDataset"),
              description="photo patches degraded in one domain or clean, with StarGAN labels "

@@ -20,7 +20,6 @@ import torch
 import torch.nn.functional as F
 
 from isplab.data.datasets import (
-    RGBPairDataset,
     _Base,
     _check_patch,
     data_root,
@@ -30,6 +29,7 @@ from isplab.data.datasets import (
     split_files,
     to_float,
 )
+from isplab.data.rgb_pairs import RGBPairDataset
 from isplab.errors import InvalidInputError
 from isplab.synth.degrade import (
     DOMAINS,

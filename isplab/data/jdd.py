@@ -55,7 +55,7 @@ class JDDDataset(_Base):
         srgb_fraction, clean_fraction, exposure_range, shot_range: see
             :func:`~isplab.synth.jdd.sample_jdd_params`.
         augment, patches_per_image, seed, split, val_fraction, cache, cache_mb: as in
-            :class:`~isplab.data.datasets.SyntheticRawDataset`.
+            :class:`~isplab.data.synthetic.SyntheticRawDataset`.
     """
 
     def __init__(

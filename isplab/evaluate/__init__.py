@@ -4,10 +4,12 @@
   ``synthetic-isp``, ``paired``, ``rgb-pairs``; registry :data:`PROTOCOLS`);
 - :mod:`isplab.evaluate.methods`: the methods by command-line string (registry
   :data:`METHODS`; each declares the inputs it needs);
-- :mod:`isplab.evaluate.run`: :func:`evaluate`, :func:`markdown_table`,
-  :func:`merge_results` (sharded runs).
+- :mod:`isplab.evaluate.run`: :func:`evaluate` (``shard=(K, N)`` for one of N machines),
+  :func:`markdown_table`;
+- :mod:`isplab.evaluate.merge`: :func:`merge_results` (the shards' results as one).
 """
 
+from isplab.evaluate.merge import merge_results
 from isplab.evaluate.methods import METHODS, Method, resolve_method
 from isplab.evaluate.protocols import (
     PROTOCOLS,
@@ -16,9 +18,9 @@ from isplab.evaluate.protocols import (
     parse_noise,
     protocol_items,
 )
-from isplab.evaluate.run import evaluate, markdown_table
+from isplab.evaluate.run import evaluate, in_shard, markdown_table
 
 __all__ = [
-    "METHODS", "PROTOCOLS", "Method", "default_border", "default_data", "evaluate",
-    "markdown_table", "parse_noise", "protocol_items", "resolve_method",
+    "METHODS", "PROTOCOLS", "Method", "default_border", "default_data", "evaluate", "in_shard",
+    "markdown_table", "merge_results", "parse_noise", "protocol_items", "resolve_method",
 ]

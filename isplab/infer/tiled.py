@@ -215,6 +215,89 @@ def _stride(model: nn.Module) -> int:
     return int(model_entry(name).stride) if is_registered(name) else 1
 
 
+def _check_request(x: torch.Tensor, dtype: str, overlap: int,
+                   device: str | torch.device) -> torch.device:
+    """The device to run on, once the input, dtype and overlap are checked."""
+    if x.ndim != 4 or x.shape[0] != 1:
+        raise InvalidInputError(f"tiled inference takes one image 1 x C x h x w, got "
+                                f"{tuple(x.shape)}")
+    if dtype not in DTYPES:
+        raise InvalidInputError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    dev = resolve_device(device)
+    if dtype == "float16" and dev.type != "cuda":
+        raise InvalidInputError("float16 inference needs CUDA; use bfloat16 or float32 on CPU")
+    if overlap < 0 or overlap % 2:
+        raise InvalidInputError(f"overlap must be an even number >= 0, got {overlap}")
+    return dev
+
+
+def _frame_context(model: nn.Module, x: torch.Tensor, frozen: GlobalStatistics,
+                   context_size: int, dev: torch.device, tdtype) -> dict[str, Any]:
+    """The keyword arguments of every tile's forward (``model.tile_context``) and the frozen
+    global statistics, both from the frame downscaled to ``context_size``."""
+    kwargs: dict[str, Any] = {}
+    if hasattr(model, "tile_context") or frozen:
+        h, w = x.shape[-2:]
+        s = min(1.0, context_size / max(h, w))
+        small = (x if s == 1.0 else F.interpolate(
+            x, scale_factor=s, mode="area", recompute_scale_factor=False)).to(dev, tdtype)
+        if hasattr(model, "tile_context"):
+            kwargs = model.tile_context(small)
+        if frozen:
+            frozen.capture(model, small, **kwargs)
+    return kwargs
+
+
+class _Canvas:
+    """The blended output: tile outputs weighted by their windows, and the weights' sum."""
+
+    def __init__(self, channels: int, h: int, w: int, scale: int, overlap: int):
+        self.h, self.w, self.scale, self.overlap = h, w, scale, overlap
+        self.out = torch.zeros(1, channels, h * scale, w * scale)
+        self.acc = torch.zeros(1, 1, h * scale, w * scale, dtype=torch.float64)
+
+    def add(self, y: torch.Tensor, y0: int, x0: int, th: int, tw: int) -> None:
+        scale, overlap = self.scale, self.overlap
+        wy = _ramp(th * scale, overlap * scale, y0 == 0, y0 + th == self.h)
+        wx = _ramp(tw * scale, overlap * scale, x0 == 0, x0 + tw == self.w)
+        win = (wy[:, None] * wx[None, :])[None, None]
+        oy, ox = y0 * scale, x0 * scale
+        self.out[..., oy:oy + th * scale, ox:ox + tw * scale] += y * win.float()
+        self.acc[..., oy:oy + th * scale, ox:ox + tw * scale] += win
+
+    def result(self, size) -> torch.Tensor:
+        if float(self.acc.min()) <= 0:
+            raise InvalidInputError("tiles do not cover the image (tile/overlap too small)")
+        return (self.out / self.acc.float())[..., :size[0] * self.scale, :size[1] * self.scale]
+
+
+def _run_tiles(model: nn.Module, x: torch.Tensor, kwargs: dict[str, Any], tile: int,
+               overlap: int, scale: int | None, dev: torch.device, tdtype,
+               progress: Callable[[int, int], None] | None) -> _Canvas | None:
+    """Every tile through the model, blended into a canvas (None for an empty input)."""
+    _, _, h, w = x.shape
+    ys, xs = _starts(h, tile, tile - overlap), _starts(w, tile, tile - overlap)
+    canvas = None
+    total, done = len(ys) * len(xs), 0
+    for y0 in ys:
+        for x0 in xs:
+            th, tw = min(tile, h - y0), min(tile, w - x0)
+            part = x[:, :, y0:y0 + th, x0:x0 + tw].to(dev, tdtype)
+            y = model(part, **kwargs).float().cpu()
+            if scale is None:
+                scale = y.shape[-1] // tw
+            if y.shape[-2:] != (th * scale, tw * scale):
+                raise InvalidInputError(f"the model gave {tuple(y.shape)} for a tile of "
+                                        f"{th}x{tw}; expected {scale}x that size")
+            if canvas is None:
+                canvas = _Canvas(y.shape[1], h, w, scale, overlap)
+            canvas.add(y, y0, x0, th, tw)
+            done += 1
+            if progress:
+                progress(done, total)
+    return canvas
+
+
 def tiled_forward(
     model: nn.Module,
     x: torch.Tensor,
@@ -242,16 +325,7 @@ def tiled_forward(
     Returns:
         ``1 x 3 x scale*h x scale*w`` float32 on the CPU.
     """
-    if x.ndim != 4 or x.shape[0] != 1:
-        raise InvalidInputError(f"tiled inference takes one image 1 x C x h x w, got "
-                                f"{tuple(x.shape)}")
-    if dtype not in DTYPES:
-        raise InvalidInputError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    dev = resolve_device(device)
-    if dtype == "float16" and dev.type != "cuda":
-        raise InvalidInputError("float16 inference needs CUDA; use bfloat16 or float32 on CPU")
-    if overlap < 0 or overlap % 2:
-        raise InvalidInputError(f"overlap must be an even number >= 0, got {overlap}")
+    dev = _check_request(x, dtype, overlap, device)
     tdtype = DTYPES[dtype]
     model = model.eval().to(dev, tdtype)
     # pad the frame as a whole-frame forward pads it (reflect, to the model's stride), so the
@@ -262,49 +336,14 @@ def tiled_forward(
         from isplab.models.common import pad_to_multiple
 
         x, size = pad_to_multiple(x, multiple)
-    _, c, h, w = x.shape
-    kwargs: dict[str, Any] = {}
     frozen = GlobalStatistics(model)
     with torch.inference_mode(), frozen:
-        if hasattr(model, "tile_context") or frozen:
-            s = min(1.0, context_size / max(h, w))
-            small = (x if s == 1.0 else F.interpolate(
-                x, scale_factor=s, mode="area", recompute_scale_factor=False)).to(dev, tdtype)
-            if hasattr(model, "tile_context"):
-                kwargs = model.tile_context(small)
-            if frozen:
-                frozen.capture(model, small, **kwargs)
+        kwargs = _frame_context(model, x, frozen, context_size, dev, tdtype)
         if tile is None:
-            tile = auto_tile(model, kwargs, dev, tdtype, channels=c)
+            tile = auto_tile(model, kwargs, dev, tdtype, channels=x.shape[1])
         if tile <= overlap:
             raise InvalidInputError(f"tile ({tile}) must be larger than overlap ({overlap})")
-        ys, xs = _starts(h, tile, tile - overlap), _starts(w, tile, tile - overlap)
-        out = acc = None
-        total, done = len(ys) * len(xs), 0
-        for y0 in ys:
-            for x0 in xs:
-                th, tw = min(tile, h - y0), min(tile, w - x0)
-                part = x[:, :, y0:y0 + th, x0:x0 + tw].to(dev, tdtype)
-                y = model(part, **kwargs).float().cpu()
-                if scale is None:
-                    scale = y.shape[-1] // tw
-                if y.shape[-2:] != (th * scale, tw * scale):
-                    raise InvalidInputError(f"the model gave {tuple(y.shape)} for a tile of "
-                                            f"{th}x{tw}; expected {scale}x that size")
-                if out is None:
-                    out = torch.zeros(1, y.shape[1], h * scale, w * scale)
-                    acc = torch.zeros(1, 1, h * scale, w * scale, dtype=torch.float64)
-                wy = _ramp(th * scale, overlap * scale, y0 == 0, y0 + th == h)
-                wx = _ramp(tw * scale, overlap * scale, x0 == 0, x0 + tw == w)
-                win = (wy[:, None] * wx[None, :])[None, None]
-                oy, ox = y0 * scale, x0 * scale
-                out[..., oy:oy + th * scale, ox:ox + tw * scale] += y * win.float()
-                acc[..., oy:oy + th * scale, ox:ox + tw * scale] += win
-                done += 1
-                if progress:
-                    progress(done, total)
-    if out is None:
+        canvas = _run_tiles(model, x, kwargs, tile, overlap, scale, dev, tdtype, progress)
+    if canvas is None:
         raise InvalidInputError("empty input")
-    if float(acc.min()) <= 0:
-        raise InvalidInputError("tiles do not cover the image (tile/overlap too small)")
-    return (out / acc.float())[..., :size[0] * scale, :size[1] * scale]
+    return canvas.result(size)

@@ -10,13 +10,14 @@ Exact resume: data order comes from a sampler that is a pure function of (seed, 
 position) and each item's randomness from (seed, epoch, index) (the datasets'
 ``set_epoch``), the RNG states are checkpointed, so a resumed run repeats the uninterrupted
 run's losses bit for bit on the same machine.
+
+The free-standing parts (optimiser, scheduler, EMA, target resize, checksum, torchrun's
+environment) are in :mod:`isplab.train.parts`; the CSV/TensorBoard logs in
+:mod:`isplab.train.logs`.
 """
 
 from __future__ import annotations
 
-import copy
-import csv
-import hashlib
 import importlib
 import json
 import logging
@@ -28,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 import yaml
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -39,7 +39,17 @@ from isplab.losses import CompositeLoss, create_loss
 from isplab.metrics import create_metric
 from isplab.models import create_model, save_weights
 from isplab.train import checkpoint as ck
+from isplab.train.logs import RunLogs
 from isplab.train.objectives import create_objective
+from isplab.train.parts import (
+    EMA,
+    build_optimizer,
+    build_scheduler,
+    dist_env,
+    is_distributed,
+    param_checksum,
+    resize_target,
+)
 from isplab.train.recipe import stages_of
 
 log = logging.getLogger("isplab.train")
@@ -47,19 +57,6 @@ log = logging.getLogger("isplab.train")
 
 class TrainingError(IsplabError):
     """The run cannot go on (non-finite losses, mismatched shapes, bad data)."""
-
-
-# --- distributed ---------------------------------------------------------------------------
-
-
-def dist_env() -> tuple[int, int, int]:
-    """(rank, world size, local rank) from torchrun's environment (1 process: 0, 1, 0)."""
-    return (int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-            int(os.environ.get("LOCAL_RANK", 0)))
-
-
-def _is_dist() -> bool:
-    return torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
 # --- data ----------------------------------------------------------------------------------
@@ -94,81 +91,6 @@ def create_model_from_spec(spec: Mapping[str, Any]) -> nn.Module:
     the user's own code (weights files never may: :func:`isplab.models.load_model`)."""
     return create_model(str(spec.get("name")), allow_import=True,
                         **dict(spec.get("config") or {}))
-
-
-# --- pieces --------------------------------------------------------------------------------
-
-
-class EMA:
-    """Exponential moving average of a model's parameters (buffers are copied)."""
-
-    def __init__(self, model: nn.Module, decay: float):
-        self.decay = float(decay)
-        self.module = copy.deepcopy(model).eval()
-        for p in self.module.parameters():
-            p.requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        for e, p in zip(self.module.parameters(), model.parameters(), strict=True):
-            e.lerp_(p.detach(), 1.0 - self.decay)
-        for e, b in zip(self.module.buffers(), model.buffers(), strict=True):
-            e.copy_(b)
-
-
-def build_optimizer(params, spec: Mapping[str, Any]) -> torch.optim.Optimizer:
-    opts = {k: v for k, v in spec.items() if k != "name"}
-    name = str(spec.get("name", "adam")).lower()
-    if "betas" in opts:
-        opts["betas"] = tuple(opts["betas"])
-    table = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
-    if name not in table:
-        raise InvalidInputError(f"unknown optimizer {name!r}; choose from {sorted(table)}")
-    try:
-        return table[name](params, **opts)
-    except TypeError as exc:
-        raise InvalidInputError(f"bad optimizer options {opts}: {exc}") from exc
-
-
-def build_scheduler(opt: torch.optim.Optimizer, spec: Mapping[str, Any], steps: int):
-    """LR scheduler stepped once per training step (None for ``name: none``)."""
-    name = str(spec.get("name", "none")).lower()
-    opts = {k: v for k, v in spec.items() if k != "name"}
-    S = torch.optim.lr_scheduler
-    try:
-        if name == "none":
-            return None
-        if name == "cosine":
-            return S.CosineAnnealingLR(opt, T_max=opts.get("t_max", steps),
-                                       eta_min=opts.get("eta_min", 0.0))
-        if name == "step":
-            return S.StepLR(opt, step_size=opts["step_size"], gamma=opts.get("gamma", 0.1))
-        if name == "multistep":
-            return S.MultiStepLR(opt, milestones=list(opts["milestones"]),
-                                 gamma=opts.get("gamma", 0.1))
-        if name == "exponential":
-            return S.ExponentialLR(opt, gamma=opts["gamma"])
-    except KeyError as exc:
-        raise InvalidInputError(f"scheduler {name!r} needs option {exc}") from exc
-    raise InvalidInputError(f"unknown scheduler {name!r}; choose from none, cosine, step, "
-                            "multistep, exponential")
-
-
-def resize_target(target: torch.Tensor, scale: float) -> torch.Tensor:
-    """The target at ``scale`` (PyNET levels): area-like antialiased bilinear resize."""
-    if scale == 1.0:
-        return target
-    h, w = target.shape[-2:]
-    size = (max(1, round(h * scale)), max(1, round(w * scale)))
-    return F.interpolate(target, size=size, mode="bilinear", align_corners=False,
-                         antialias=True)
-
-
-def param_checksum(model: nn.Module) -> str:
-    h = hashlib.sha256()
-    for _, p in sorted(model.state_dict().items()):
-        h.update(p.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 # --- the trainer ---------------------------------------------------------------------------
@@ -211,7 +133,7 @@ class Trainer:
             torch.set_num_threads(int(self.cfg["threads"]))
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
-        if self.world > 1 and not _is_dist():
+        if self.world > 1 and not is_distributed():
             backend = "nccl" if self.device.type == "cuda" else "gloo"
             torch.distributed.init_process_group(backend=backend)
         amp = str(self.cfg.get("amp", "auto")).lower()
@@ -332,44 +254,6 @@ class Trainer:
         self.skipped = int(state["skipped"])
         self.best = state["best"]
         return int(state["step"]), int(state["stage"]), int(state["stage_step"])
-
-    # -- logs --
-    def _loss_keys(self) -> list[str]:
-        return list(self.objective.loss_keys)
-
-    def _open_logs(self, resumed_step: int) -> None:
-        self.train_csv = self.out / "train_log.csv"
-        self.val_csv = self.out / "val_log.csv"
-        header = ["step", "stage", "lr", "loss", *self._loss_keys(), "skipped", "seconds"]
-        self.csv_header = header
-        for path in (self.train_csv, self.val_csv):
-            if path.exists():  # keep rows up to the checkpoint a resume starts from
-                rows = list(csv.reader(path.open()))
-                keep = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= resumed_step]
-                with path.open("w", newline="") as f:
-                    csv.writer(f).writerows(keep)
-        if not self.train_csv.exists():
-            with self.train_csv.open("w", newline="") as f:
-                csv.writer(f).writerow(header)
-        self.tb = None
-        if self.cfg.get("tensorboard", True):
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(str(self.out / "tensorboard"))
-            except (ImportError, ModuleNotFoundError):
-                log.debug("tensorboard not installed: CSV logs only")
-
-    def _log_train(self, step: int, loss: float, terms: dict[str, float], seconds: float) -> None:
-        row = [step, self.stage["name"], f"{self.opt.param_groups[0]['lr']:.6g}", repr(loss)]
-        row += [repr(terms[k]) if k in terms else "" for k in self.csv_header[4:-2]]
-        row += [self.skipped, f"{seconds:.3f}"]
-        with self.train_csv.open("a", newline="") as f:
-            csv.writer(f).writerow(row)
-        if self.tb is not None:
-            self.tb.add_scalar("train/loss", loss, step)
-            for k, v in terms.items():
-                self.tb.add_scalar(f"train/{k}", v, step)
 
     # -- the public API objectives use --
     def autocast(self):
@@ -492,9 +376,50 @@ class Trainer:
         """Train to the end of the last stage; return the summary (also ``summary.json``)."""
         self._setup_device()
         self._build()
+        step, stage_index, done_in_stage = self._start()
+        self._t_start = time.perf_counter()
+        self._val_metrics: dict[str, float] = {}
+        self._val_step: int | None = None  # the step _val_metrics belong to
+        bar = self._progress() if (self.rank == 0 and self.progress) else None
+        self._bar = bar
+        self._task = bar.add_task("train", total=self.total_steps, completed=step, rate="") \
+            if bar else None
+        self._first_step = step
+        self._last_saved = step
+        self.stopped_by = None
+        try:
+            if bar:
+                bar.start()
+            while stage_index < len(self.stages) and self.stopped_by is None:
+                if done_in_stage == 0 and step > 0 and not self.resume:
+                    self._stage_objects(stage_index)
+                self.resume = False
+                step, done_in_stage = self._run_stage(stage_index, step, done_in_stage)
+                if self.stopped_by is None:
+                    stage_index += 1
+                    done_in_stage = 0
+        finally:
+            if bar:
+                bar.stop()
+        if self.val_set is not None and self._val_step != step:
+            # the final weights are the ones saved and described: validate them (a run cut by
+            # max_seconds, or steps not a multiple of val_every, would report older metrics)
+            self._val_metrics = self.validate()
+            if self.rank == 0 and step != self._first_step:
+                self.logs.val(step, self.stage["name"], self._val_metrics)
+        summary = self._finish(step, self._last_saved, self._val_metrics,
+                               time.perf_counter() - self._t_start)
+        return summary
+
+    def _start(self) -> tuple[int, int, int]:
+        """The run's start: remove the temporaries of a run killed mid-checkpoint, restore the
+        newest readable checkpoint (``resume``) or refuse a run directory that has
+        checkpoints, then (rank 0) write ``recipe.yaml`` and open the logs. Returns (step,
+        stage index, steps done in that stage)."""
         rank0 = self.rank == 0
         step, stage_index, done_in_stage = 0, 0, 0
         self.skipped, self.best = 0, None
+        self.logs: RunLogs | None = None  # rank 0's
         ckpt_dir = self.out / "checkpoints"
         if rank0:
             for p in ck.remove_leftovers(ckpt_dir):
@@ -516,82 +441,83 @@ class Trainer:
         if rank0:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "recipe.yaml").write_text(yaml.safe_dump(self.recipe, sort_keys=False))
-            self._open_logs(step)
-        t_start = time.perf_counter()
-        val_metrics: dict[str, float] = {}
-        val_step: int | None = None  # the step val_metrics belong to
-        bar = self._progress() if (rank0 and self.progress) else None
-        task = bar.add_task("train", total=self.total_steps, completed=step, rate="") \
-            if bar else None
-        first_step = step
-        last_saved = step
+            self.logs = RunLogs(self.out, self.objective.loss_keys, step,
+                                tensorboard=self.cfg.get("tensorboard", True))
+        return step, stage_index, done_in_stage
+
+    def _run_stage(self, stage_index: int, step: int, done_in_stage: int) -> tuple[int, int]:
+        """The steps of stage ``stage_index`` from ``done_in_stage`` on, to the stage's end or
+        the time budget (``stopped_by`` set); returns (step, steps done in the stage)."""
+        stage = self.stages[stage_index]
+        batches = self._loader(stage_index, done_in_stage)
+        while done_in_stage < stage["steps"]:
+            t0 = time.perf_counter()
+            result = self.objective.train_step(next(batches), step + 1)
+            step += 1
+            done_in_stage += 1
+            self._report(step, stage, result, t0)
+            val_due = self._validate_if_due(step)
+            if self.rank == 0 and (step % int(self.cfg["ckpt_every"]) == 0
+                                   or done_in_stage == stage["steps"]):
+                self._checkpoint(stage_index, done_in_stage, step, val_due)
+            if self._stop_for_time(stage_index, done_in_stage, step):
+                break
+        return step, done_in_stage
+
+    def _report(self, step: int, stage: Mapping[str, Any], result, t0: float) -> None:
+        """A finished step's train-log row (every ``train.log_every`` steps and the last;
+        rank 0) and progress-bar update; ``result`` is the objective's (None: skipped)."""
+        if result is not None and self.rank == 0 and (
+                step % int(self.cfg["log_every"]) == 0 or step == self.total_steps):
+            self.logs.train(step, self.stage["name"], self.opt.param_groups[0]["lr"],
+                            result[0], result[1], self.skipped, time.perf_counter() - t0)
+        if self._bar and result is not None:
+            terms = " ".join(f"{k} {v:.4g}" for k, v in result[1].items())
+            rate = (step - self._first_step) / (time.perf_counter() - self._t_start)
+            self._bar.update(self._task, advance=1, description=f"{stage['name']} {terms}",
+                             rate=f"{rate:.2f} it/s")
+
+    def _validate_if_due(self, step: int) -> bool:
+        """Validate (all ranks) and log it (rank 0) every ``train.val_every`` steps; returns
+        whether it was due."""
+        val_due = self.val_set is not None and step % int(self.cfg["val_every"]) == 0
+        if val_due:
+            self._val_metrics = self.validate()
+            self._val_step = step
+            if self.rank == 0:
+                self.logs.val(step, self.stage["name"], self._val_metrics)
+        return val_due
+
+    def _checkpoint(self, stage_index: int, done_in_stage: int, step: int,
+                    validated: bool) -> None:
+        """Save a checkpoint (rank 0); copy it as ``best/`` when this step's validation
+        improved ``train.best_metric``."""
+        path = self._save(stage_index, done_in_stage, step, self._val_metrics)
+        self._last_saved = step
+        key = str(self.cfg.get("best_metric") or "").lstrip("-")
+        if validated and key in self._val_metrics and self._is_better(self._val_metrics[key]):
+            self.best = self._val_metrics[key]
+            ck.copy_as_best(path, self.out / "checkpoints")
+
+    def _stop_for_time(self, stage_index: int, done_in_stage: int, step: int) -> bool:
+        """Whether ``train.max_seconds`` is spent after ``step``: then ``stopped_by`` is set
+        and the step saved (rank 0) unless it just was."""
         budget = self.cfg.get("max_seconds")
-        self.stopped_by = None
-        try:
-            if bar:
-                bar.start()
-            while stage_index < len(self.stages) and self.stopped_by is None:
-                if done_in_stage == 0 and step > 0 and not self.resume:
-                    self._stage_objects(stage_index)
-                self.resume = False
-                stage = self.stages[stage_index]
-                batches = self._loader(stage_index, done_in_stage)
-                while done_in_stage < stage["steps"]:
-                    t0 = time.perf_counter()
-                    result = self.objective.train_step(next(batches), step + 1)
-                    step += 1
-                    done_in_stage += 1
-                    if result is not None and rank0 and (
-                            step % int(self.cfg["log_every"]) == 0 or step == self.total_steps):
-                        self._log_train(step, result[0], result[1], time.perf_counter() - t0)
-                    if bar and result is not None:
-                        terms = " ".join(f"{k} {v:.4g}" for k, v in result[1].items())
-                        rate = (step - first_step) / (time.perf_counter() - t_start)
-                        bar.update(task, advance=1, description=f"{stage['name']} {terms}",
-                                   rate=f"{rate:.2f} it/s")
-                    val_due = self.val_set is not None and step % int(self.cfg["val_every"]) == 0
-                    if val_due:
-                        val_metrics = self.validate()
-                        val_step = step
-                        if rank0:
-                            self._log_val(step, val_metrics)
-                    if rank0 and (step % int(self.cfg["ckpt_every"]) == 0
-                                  or done_in_stage == stage["steps"]):
-                        path = self._save(stage_index, done_in_stage, step, val_metrics)
-                        last_saved = step
-                        key = str(self.cfg.get("best_metric") or "").lstrip("-")
-                        if val_due and key in val_metrics and self._is_better(val_metrics[key]):
-                            self.best = val_metrics[key]
-                            ck.copy_as_best(path, ckpt_dir)
-                    if budget is not None and self._out_of_time(t_start, float(budget)):
-                        self.stopped_by = "max_seconds"
-                        if rank0 and last_saved != step:
-                            self._save(stage_index, done_in_stage, step, val_metrics)
-                            last_saved = step
-                        log.info("train.max_seconds = %s reached after step %d of %d; "
-                                 "stopping (resume with --resume)", budget, step,
-                                 self.total_steps)
-                        break
-                if self.stopped_by is None:
-                    stage_index += 1
-                    done_in_stage = 0
-        finally:
-            if bar:
-                bar.stop()
-        if self.val_set is not None and val_step != step:
-            # the final weights are the ones saved and described: validate them (a run cut by
-            # max_seconds, or steps not a multiple of val_every, would report older metrics)
-            val_metrics = self.validate()
-            if rank0 and step != first_step:
-                self._log_val(step, val_metrics)
-        summary = self._finish(step, last_saved, val_metrics, time.perf_counter() - t_start)
-        return summary
+        if budget is None or not self._out_of_time(self._t_start, float(budget)):
+            return False
+        self.stopped_by = "max_seconds"
+        if self.rank == 0 and self._last_saved != step:
+            self._save(stage_index, done_in_stage, step, self._val_metrics)
+            self._last_saved = step
+        log.info("train.max_seconds = %s reached after step %d of %d; stopping (resume with "
+                 "--resume)", budget, step, self.total_steps)
+        return True
 
     def _out_of_time(self, t_start: float, budget: float) -> bool:
         """Whether ``train.max_seconds`` is spent; under DDP rank 0's clock decides for all
         ranks (a broadcast), so every rank stops after the same step."""
         over = time.perf_counter() - t_start >= budget
-        if _is_dist():
+        if is_distributed():
             flag = torch.tensor([1.0 if over else 0.0])
             if torch.distributed.get_backend() == "nccl":
                 flag = flag.to(self.device)
@@ -599,23 +525,11 @@ class Trainer:
             over = bool(flag.item() > 0)
         return over
 
-    def _log_val(self, step: int, metrics: dict[str, float]) -> None:
-        new = not self.val_csv.exists()
-        with self.val_csv.open("a", newline="") as f:
-            w = csv.writer(f)
-            if new:
-                w.writerow(["step", "stage", *metrics])
-            w.writerow([step, self.stage["name"], *(repr(v) for v in metrics.values())])
-        if self.tb is not None:
-            for k, v in metrics.items():
-                self.tb.add_scalar(f"val/{k}", v, step)
-        log.info("step %d validation: %s", step, metrics)
-
     def _finish(self, step: int, last_saved: int, metrics: dict[str, float],
                 seconds: float) -> dict[str, Any]:
         checksum = param_checksum(self.model)
         checksums = [checksum]
-        if _is_dist():
+        if is_distributed():
             checksums = [None] * self.world
             torch.distributed.all_gather_object(checksums, checksum)
         summary = {
@@ -634,9 +548,8 @@ class Trainer:
                 self.ema.module.isplab_config = self.model.isplab_config
                 save_weights(self.ema.module, self.out / "model_ema.safetensors", extra=extra)
             (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-            if self.tb is not None:
-                self.tb.close()
-        if _is_dist():
+            self.logs.close()
+        if is_distributed():
             torch.distributed.barrier()
         return summary
 

@@ -9,7 +9,7 @@ Decomposition (held-out Kodak24 photos, longer side ``--size``; never seen in tr
   pixels the re-lighting did not clip, for ``intrinsic_net``, LIME-style and multi-scale
   Retinex;
 - where the degradations live: mean ``|change|`` of log albedo and log shading when the same
-  photos get one random degradation of each domain (``isplab.synth.degrade.degrade``),
+  photos get one random degradation of each domain (``isplab.synth.degradations.degrade``),
   the evidence for the translator's routing (``isplab.enhance.mdie.parse_routing``).
 
 Translation (real pairs, evaluation only; centre crops of ``--crop`` pixels):
@@ -43,7 +43,7 @@ from isplab.enhance.mdie import load_mdie, shading_to_image
 from isplab.io import read_image, to_uint
 from isplab.metrics import angular_error, psnr, ssim
 from isplab.models import load_model
-from isplab.synth.degrade import DOMAINS, degrade
+from isplab.synth.degradations import DOMAINS, degrade
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -93,10 +93,13 @@ class OutputFolder:
         if not p.exists():
             try:
                 p.mkdir(parents=True)
+                self.created = True
+            except FileExistsError:  # a concurrent run made it first
+                if not p.is_dir():
+                    raise IsplabError("the output exists and is not a folder", p) from None
             except OSError as exc:
                 raise IsplabError(f"cannot create the output folder ({exc.strerror})", p) \
                     from None
-            self.created = True
         try:
             import tempfile
 

@@ -23,12 +23,12 @@ from isplab.data.datasets import (
     transform_array,
 )
 from isplab.errors import InvalidInputError
-from isplab.synth.degrade import DOMAINS, degrade
+from isplab.synth.degradations import DOMAINS, degrade
 
 
 class DegradedPairDataset(_Base):
     """sRGB -> sRGB enhancement pairs made from clean photos: each patch degraded by the
-    domains of :mod:`isplab.synth.degrade` (sensor noise in linear light, blur / down-up /
+    domains of :mod:`isplab.synth.degradations` (sensor noise in linear light, blur / down-up /
     JPEG texture loss, white-balance / tone casts), the clean patch as the target.
 
     For paired enhancement (MPSE phase 1, DPED-style models) without phone/DSLR pairs: train

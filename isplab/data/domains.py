@@ -1,7 +1,7 @@
 """MDIE's domain datasets from real photos, and the real evaluation pairs.
 
 Training data (:class:`DomainDataset`) comes only from the training photos
-(``wikipedia_photos49``, ``cbsd68``), degraded with :mod:`isplab.synth.degrade`. Real pairs
+(``wikipedia_photos49``, ``cbsd68``), degraded with :mod:`isplab.synth.degradations`. Real pairs
 are for evaluation only: SIDD (noise), City100 (texture), INTEL-TAU (colour cast with its
 ground-truth illuminant) (:func:`sidd_pairs`, :func:`city100_pairs`,
 :func:`intel_tau_samples`).
@@ -31,7 +31,7 @@ from isplab.data.datasets import (
 )
 from isplab.data.rgb_pairs import RGBPairDataset
 from isplab.errors import InvalidInputError
-from isplab.synth.degrade import (
+from isplab.synth.degradations import (
     DOMAINS,
     degrade,
 )

@@ -40,7 +40,7 @@ from isplab.losses.intrinsic import _check, luminance
 
 def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Gaussian blur of any sigma: large sigmas on a downscaled copy (factor ~ sigma / 4)."""
-    from isplab.synth.degrade import blur
+    from isplab.synth.degradations import blur
 
     h, w = x.shape[-2:]
     factor = max(1.0, sigma / 4.0)

@@ -47,7 +47,7 @@ from isplab.models.stargan import (  # noqa: F401  (MDIE's building blocks, used
     train_on_albedo,
     translate_components,
 )
-from isplab.synth.degrade import DOMAINS
+from isplab.synth.degradations import DOMAINS
 
 #: inference modes: every domain at once, one after the other, or a single domain
 MODES = ("all", "sequential", *DOMAINS)

@@ -37,7 +37,7 @@ from isplab.errors import InvalidInputError
 from isplab.models.common import GlobalAvgPool, check_input, crop_to, pad_to_multiple
 from isplab.models.intrinsic import image_to_shading, shading_to_image
 from isplab.models.registry import register_model
-from isplab.synth.degrade import DOMAINS
+from isplab.synth.degradations import DOMAINS
 
 PAPER = ("Choi et al., StarGAN: Unified Generative Adversarial Networks for Multi-Domain "
          "Image-to-Image Translation, CVPR 2018")
@@ -260,7 +260,7 @@ Routing = tuple[tuple[bool, bool], ...]
 def parse_routing(spec: Mapping[str, Sequence[str]] | None = None) -> Routing:
     """``{domain: [components]}`` -> per domain index ``(on albedo, on shading)``.
 
-    ``spec`` names every domain of :data:`isplab.synth.degrade.DOMAINS` with a non-empty
+    ``spec`` names every domain of :data:`isplab.synth.degradations.DOMAINS` with a non-empty
     list drawn from ``albedo`` / ``shading``; ``None`` is :data:`SEED_ROUTING`.
     """
     spec = SEED_ROUTING if spec is None else spec

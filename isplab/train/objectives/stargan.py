@@ -11,7 +11,7 @@ from isplab.metrics import psnr
 from isplab.models import load_model
 from isplab.models.intrinsic import shading_to_image
 from isplab.models.stargan import parse_routing, train_on_albedo, translate_components
-from isplab.synth.degrade import DOMAINS
+from isplab.synth.degradations import DOMAINS
 from isplab.train.objectives import OBJECTIVES, Objective
 
 

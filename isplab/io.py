@@ -22,6 +22,17 @@ if TYPE_CHECKING:  # torch is imported where a tensor is made: the classic path 
     import torch
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (temporaries named with a dead writer's pid are stale)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def atomic_write(path: str | Path, write: Callable[[str], None], overwrite: bool = False) -> Path:
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, then move it onto
     ``path``: a failure or an interruption never leaves a half-written file, and an existing

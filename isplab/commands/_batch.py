@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from isplab.errors import IsplabError
-from isplab.io import written_by_isplab
+from isplab.io import pid_alive, written_by_isplab
 from isplab.sharding import in_shard, parse_shard  # noqa: F401  (the verbs' import)
 
 # --- inputs --------------------------------------------------------------------------------
@@ -119,16 +119,6 @@ class OutputFolder:
                 pass
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_leftovers(folder: Path) -> list[Path]:
     """Delete the hidden temporaries (``.<name>.isplab-<pid>.*``) of runs whose process is
     gone; return what was removed."""
@@ -137,7 +127,7 @@ def remove_leftovers(folder: Path) -> list[Path]:
         if not f.name.startswith(".") or ".isplab-" not in f.name:
             continue
         tag = f.name.split(".isplab-", 1)[1].split(".", 1)[0]
-        if tag.isdigit() and not _alive(int(tag)):
+        if tag.isdigit() and not pid_alive(int(tag)):
             try:
                 f.unlink()
                 removed.append(f)

@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from isplab.errors import InvalidInputError
+from isplab.io import pid_alive
 from isplab.models.weights import model_record
 
 STEP_DIR = re.compile(r"^step_(\d{8})$")
@@ -130,16 +131,6 @@ def latest_checkpoint(ckpt_dir: Path) -> Path | None:
     return ckpts[-1][1] if ckpts else None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_leftovers(ckpt_dir: Path) -> list[Path]:
     """Delete the temporary checkpoint folders (``.step_N.<pid>.*``, ``.best.<pid>.*``,
     ``.best.old.<pid>``) of runs whose process is gone (killed mid-write); return them."""
@@ -150,7 +141,7 @@ def remove_leftovers(ckpt_dir: Path) -> list[Path]:
         if not p.name.startswith((".step_", ".best.")):
             continue
         pid = next((int(part) for part in p.name.split(".")[1:] if part.isdigit()), None)
-        if pid is None or not _pid_alive(pid):
+        if pid is None or not pid_alive(pid):
             shutil.rmtree(p, ignore_errors=True)
             removed.append(p)
     return removed

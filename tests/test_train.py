@@ -383,3 +383,33 @@ def test_leftover_checkpoint_temporaries_are_removed(tmp_path):
     alive.mkdir()
     Trainer(toy_recipe(), run, progress=False).run()
     assert not dead.exists() and alive.exists()
+
+
+def test_model_init_warm_starts_from_a_weights_file(tmp_path):
+    """``model.init`` loads a weights file into the new model before step 1 (a warm start:
+    fresh optimizer and schedule), and refuses weights recorded for another model."""
+    first = tmp_path / "first"
+    Trainer(toy_recipe(), first, progress=False).run()
+    warm = toy_recipe(**{"model.init": str(first / "model.safetensors"), "train.steps": 1})
+    trainer = Trainer(warm, tmp_path / "warm", progress=False)
+    trainer._setup_device()
+    trainer._build()
+    from safetensors.torch import load_file
+
+    saved = load_file(str(first / "model.safetensors"))
+    assert all(torch.equal(v, saved[k]) for k, v in trainer.model.state_dict().items())
+    cold = toy_recipe(**{"train.steps": 1})
+    cold_loss = float(losses_of(Trainer(cold, tmp_path / "cold", progress=False)))
+    warm_loss = float(losses_of(Trainer(warm, tmp_path / "warm2", progress=False)))
+    assert warm_loss < cold_loss  # starts where the first run ended
+    from isplab.models import create_model, save_weights
+
+    other = tmp_path / "other.safetensors"
+    save_weights(create_model("sid_unet", widths=(4, 8)), other)
+    with pytest.raises(InvalidInputError, match="weights for sid_unet"):
+        Trainer(toy_recipe(**{"model.init": str(other)}), tmp_path / "x", progress=False).run()
+
+
+def losses_of(trainer: Trainer) -> str:
+    trainer.run()
+    return losses(trainer.out)[0][1]

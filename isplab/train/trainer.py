@@ -37,7 +37,7 @@ from isplab.data.patches import item_generator, train_loader
 from isplab.errors import InvalidInputError, IsplabError
 from isplab.losses import CompositeLoss, create_loss
 from isplab.metrics import create_metric
-from isplab.models import create_model, save_weights
+from isplab.models import create_model, load_weights, read_weights_meta, save_weights
 from isplab.train import checkpoint as ck
 from isplab.train.logs import RunLogs
 from isplab.train.objectives import create_objective
@@ -89,8 +89,23 @@ def create_model_from_spec(spec: Mapping[str, Any]) -> nn.Module:
 
     A recipe is a program the user chose to run, so its ``module:builder`` names may import
     the user's own code (weights files never may: :func:`isplab.models.load_model`)."""
-    return create_model(str(spec.get("name")), allow_import=True,
-                        **dict(spec.get("config") or {}))
+    model = create_model(str(spec.get("name")), allow_import=True,
+                         **dict(spec.get("config") or {}))
+    if spec.get("init"):
+        init_from(model, spec["name"], spec["init"])
+    return model
+
+
+def init_from(model: nn.Module, name: str, path: str | Path) -> None:
+    """Warm start: load a weights file (``model.init`` in a recipe) into a new model.
+
+    The file's recorded model name, when it has one, must be the recipe's; the optimizer and
+    schedule start afresh (``--resume`` continues a run exactly, this does not)."""
+    recorded = read_weights_meta(path).get("name") if Path(path).is_file() else None
+    if recorded is not None and recorded != str(name):
+        raise InvalidInputError(f"model.init holds weights for {recorded}, not {name}", path)
+    load_weights(model, path)
+    log.info("model initialised from %s", path)
 
 
 # --- the trainer ---------------------------------------------------------------------------

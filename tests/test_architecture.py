@@ -101,6 +101,22 @@ def test_no_import_cycles_between_modules():
     assert not cycles, "\n".join(cycles)
 
 
+def test_modules_and_functions_stay_small():
+    """No module over 600 lines and no function over 80 (docs/architecture.md): a unit a
+    newcomer can read in one sitting."""
+    too_long = []
+    for path in _files():
+        text = path.read_text()
+        if text.count("\n") > 600:
+            too_long.append(f"{path.relative_to(ROOT)}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > 80:
+                    too_long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {n}")
+    assert not too_long, "split these: " + "; ".join(too_long)
+
+
 def test_reading_a_raw_imports_no_torch(tmp_path):
     code = ("import sys, numpy as np; from isplab.raw import read; "
             "np.save(sys.argv[1], np.full((8, 8), 0.5, np.float32)); "

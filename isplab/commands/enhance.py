@@ -118,6 +118,22 @@ def command(
     from isplab.cli import _setup_logging, err
 
     _setup_logging(debug, quiet)
+    _check_options(pipeline, model, reference, references, masks, reference_masks, post, size)
+    worker = EnhanceWorker(dict(
+        pipeline=pipeline.value, model=model, intrinsic=intrinsic, reference=reference,
+        references=references, masks=masks, reference_masks=reference_masks,
+        post=post.value, vgg_weights=vgg_weights, random_vgg=random_vgg,
+        iterations=_iterations(iterations), size=size, mdie_mode=mdie_mode.value,
+        overwrite=overwrite))
+    protected = [p for p in (reference, references, reference_masks, masks)
+                 if p is not None and p.is_file()]
+    raise typer.Exit(_run(worker, inputs, output, fmt, protected, jobs, shard, quiet, debug,
+                          err))
+
+
+def _check_options(pipeline, model, reference, references, masks, reference_masks, post,
+                   size) -> None:
+    """Refuse option combinations that cannot work (or would do nothing), before any work."""
     if reference is not None and references is not None:
         raise typer.BadParameter("give --reference or --references, not both")
     if (masks is None) != (reference_masks is None):
@@ -131,16 +147,6 @@ def command(
         raise typer.BadParameter("nothing to do: give --model (a trained enhancer), "
                                  "--reference / --references (style transfer), or --post "
                                  "(he, clahe, lime, gamma); or --pipeline mdie --model W")
-    worker = EnhanceWorker(dict(
-        pipeline=pipeline.value, model=model, intrinsic=intrinsic, reference=reference,
-        references=references, masks=masks, reference_masks=reference_masks,
-        post=post.value, vgg_weights=vgg_weights, random_vgg=random_vgg,
-        iterations=_iterations(iterations), size=size, mdie_mode=mdie_mode.value,
-        overwrite=overwrite))
-    protected = [p for p in (reference, references, reference_masks, masks)
-                 if p is not None and p.is_file()]
-    raise typer.Exit(_run(worker, inputs, output, fmt, protected, jobs, shard, quiet, debug,
-                          err))
 
 
 def _run(worker: EnhanceWorker, inputs, output, fmt, protected, jobs, shard, quiet, debug,

@@ -9,15 +9,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from isplab.errors import IsplabError
-from isplab.formats import CAMERA_RAW_SUFFIXES
+from isplab.formats import IMAGE_SUFFIXES, RAW_SUFFIXES
 
 if TYPE_CHECKING:
     from rich.console import Console
-
-#: reference suffixes picked up when a folder is given
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
-#: phone raw suffixes picked up when a folder is given
-RAW_SUFFIXES = CAMERA_RAW_SUFFIXES | {".raw", ".npy", ".png", ".tif", ".tiff"}
 
 
 class PairBy(str, Enum):
@@ -53,24 +48,6 @@ Overwrite = Annotated[bool, typer.Option(
     "--overwrite", help="Replace the patches of pairs already in OUTPUT.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show debug logs.")]
-
-
-def _expand(items: list[Path], suffixes: set[str] | None) -> tuple[list[Path], list[str]]:
-    """Files of ``items`` (a folder gives its visible files with one of ``suffixes``), and
-    a message for each item that gives none."""
-    files, missing = [], []
-    for item in items:
-        if item.is_dir():
-            found = sorted(p for p in item.iterdir() if p.is_file() and not p.name.startswith(".")
-                           and (suffixes is None or p.suffix.lower() in suffixes))
-            if not found:
-                missing.append(f"{item}: folder holds no usable files")
-            files += found
-        elif item.is_file():
-            files.append(item)
-        else:
-            missing.append(f"{item}: no such file or folder")
-    return files, missing
 
 
 def command(
@@ -120,10 +97,11 @@ def _inputs(phones: list[Path], reference: list[Path], pair_by: PairBy, output: 
     """
     from rich.markup import escape
 
+    from isplab.commands._batch import collect
     from isplab.data.align import pair_files
 
-    phone_files, missing_p = _expand(phones, RAW_SUFFIXES)
-    ref_files, missing_r = _expand(reference, IMAGE_SUFFIXES)
+    phone_files, missing_p = collect(phones, RAW_SUFFIXES, what="phone raws")
+    ref_files, missing_r = collect(reference, IMAGE_SUFFIXES, what="reference photos")
     for message in missing_p + missing_r:
         err.print(f"[red]✗[/] {escape(message)}", highlight=False)
     try:

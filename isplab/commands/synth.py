@@ -24,7 +24,7 @@ Jobs = Annotated[int, typer.Option(
 def _collect_images(inputs: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
     """Files as given plus the photos (png/jpg/tif) inside folders, sorted per folder;
     folders without photos are returned apart with the reason."""
-    from isplab.synth.writer import IMAGE_SUFFIXES
+    from isplab.formats import IMAGE_SUFFIXES
 
     files: list[Path] = []
     bad: list[tuple[Path, str]] = []

@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from isplab.errors import InvalidInputError, IsplabError
+from isplab.formats import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
 FEATURE_SIDE = 256
 VGG_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 

@@ -19,10 +19,10 @@ from typing import Any
 import torch
 
 from isplab.errors import InvalidInputError
+from isplab.formats import IMAGE_SUFFIXES
 from isplab.registry import Registry
 
 PROTOCOLS: Registry[type] = Registry("protocol")
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
 
 
 def parse_noise(noise: Any) -> tuple[float, float] | None:

@@ -35,8 +35,6 @@ from isplab.synth.noise import default_black_level, degrade
 from isplab.synth.unprocess import UnprocessParams, unprocess
 
 RAW_FORMATS = ("png", "dng")
-#: Suffixes taken from folders by the CLI.
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
 
 def pair_seed(seed: int, stem: str, k: int) -> int:

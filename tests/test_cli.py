@@ -170,7 +170,11 @@ def test_truncated_raw_is_one_clean_line_in_a_real_process(tmp_path):
 
     cut = tmp_path / "cut.dng"
     cut.write_bytes(need(CANON_DNG).read_bytes()[:100_000])
+    # the header is intact: info (header only) describes it, quietly; --pixels decodes
     proc = subprocess.run([sys.executable, "-m", "isplab.cli", "info", str(cut)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "isplab.cli", "info", "--pixels", str(cut)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()

@@ -107,23 +107,29 @@ class RawImage:
 
     def metadata(self) -> dict[str, Any]:
         """JSON-friendly metadata (everything but the pixels)."""
+        return describe(self)
 
-        def mat(m):
-            return None if m is None else [[round(float(v), 6) for v in row] for row in m]
 
-        return {
-            "path": None if self.path is None else str(self.path),
-            "width": self.width,
-            "height": self.height,
-            "cfa": self.cfa,
-            "black_level": list(self.black_level),
-            "white_level": self.white_level,
-            "bit_depth": self.bit_depth,
-            "wb_gains": None if self.wb_gains is None else [round(g, 6) for g in self.wb_gains],
-            "xyz_to_camera": mat(self.xyz_to_camera),
-            "camera_to_srgb": mat(self.camera_to_srgb),
-            "orientation": self.orientation,
-            "noise_profile": None if self.noise_profile is None else
-            [float(f"{v:.6g}") for v in self.noise_profile],
-            **{k: v for k, v in self.extra.items()},
-        }
+def describe(raw) -> dict[str, Any]:
+    """JSON-friendly metadata of a :class:`RawImage` or a
+    :class:`~isplab.raw.header.RawHeader` (same fields, no pixels)."""
+
+    def mat(m):
+        return None if m is None else [[round(float(v), 6) for v in row] for row in m]
+
+    return {
+        "path": None if raw.path is None else str(raw.path),
+        "width": raw.width,
+        "height": raw.height,
+        "cfa": raw.cfa,
+        "black_level": None if raw.black_level is None else list(raw.black_level),
+        "white_level": raw.white_level,
+        "bit_depth": raw.bit_depth,
+        "wb_gains": None if raw.wb_gains is None else [round(g, 6) for g in raw.wb_gains],
+        "xyz_to_camera": mat(raw.xyz_to_camera),
+        "camera_to_srgb": mat(raw.camera_to_srgb),
+        "orientation": raw.orientation,
+        "noise_profile": None if raw.noise_profile is None else
+        [float(f"{v:.6g}") for v in raw.noise_profile],
+        **{k: v for k, v in raw.extra.items()},
+    }

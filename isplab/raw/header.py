@@ -296,8 +296,13 @@ def _libraw_to_header(path, sizes, desc, lib, rawpy, **overrides) -> RawHeader:
         file["extra"]["header"] = "LibRaw's metadata layout is not verified for this version"
     header = make_header(path, int(sizes.height), int(sizes.width), needs=needs, **file,
                          **overrides)
-    if "cfa" in needs and overrides.get("cfa") is None:
+    if "cfa" in needs and overrides.get("cfa") is None:  # the pattern above was a stand-in
         header.needs_decoding.append("cfa")
+        header.cfa = None
+    if not fields:
+        header.needs_decoding += [k for k in ("xyz_to_camera", "camera_to_srgb")
+                                  if getattr(header, k) is None]
+        header.needs_decoding += [k for k, v in header.extra.items() if v is None]
     if path.suffix.lower() == ".dng" or is_dng(path):
         header.noise_profile = dng_noise_profile(path)
     if file["extra"].get("identified_by") == "file size only":

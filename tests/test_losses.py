@@ -426,7 +426,7 @@ def test_bad_inputs_other():
         L.ms_ssim_loss(torch.rand(1, 1, 8, 8), torch.rand(1, 1, 8, 8))
     with pytest.raises(InvalidInputError, match="NaN"):
         L.tv_loss(torch.tensor(float("nan")).expand(1, 1, 3, 3))
-    with pytest.raises(InvalidInputError, match="4-D"):
+    with pytest.raises(InvalidInputError, match="N x C x H x W"):
         L.tv_loss(torch.rand(3, 4, 4))
     with pytest.raises(InvalidInputError, match="NaN"):
         L.generator_loss(torch.tensor([[float("nan")]]))

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from isplab.checks import check_image
 from isplab.errors import InvalidInputError
 from isplab.models import (
     count_parameters,
@@ -21,7 +22,6 @@ from isplab.models import (
     save_weights,
 )
 from isplab.models.common import (
-    check_input,
     crop_to,
     packed_to_bilinear_rgb,
     packed_to_mosaic,
@@ -198,8 +198,8 @@ def test_in_graph_bilinear_equals_classic_demosaic():
     assert torch.equal(rgb_to_packed(rgb), pack(mosaic(rgb, "RGGB"), "RGGB"))
 
 
-def test_check_input_errors():
+def test_check_image_errors():
     with pytest.raises(InvalidInputError, match="N x 4 x H x W"):
-        check_input(torch.rand(1, 3, 8, 8), 4)
+        check_image(torch.rand(1, 3, 8, 8), 4)
     with pytest.raises(InvalidInputError, match="floating"):
-        check_input(torch.zeros(1, 4, 8, 8, dtype=torch.uint8), 4)
+        check_image(torch.zeros(1, 4, 8, 8, dtype=torch.uint8), 4)

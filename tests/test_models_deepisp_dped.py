@@ -9,6 +9,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from isplab.classic import srgb_gamma
+from isplab.classic.color import luma
 from isplab.errors import InvalidInputError
 from isplab.models import count_parameters, create_model, model_info
 from isplab.models.common import packed_to_bilinear_rgb
@@ -18,7 +19,7 @@ from isplab.models.deepisp import (
     hl_min_size,
     quadratic_features,
 )
-from isplab.models.dped import DPEDDiscriminator, raw_stem, rgb_to_grayscale
+from isplab.models.dped import DPEDDiscriminator, raw_stem
 
 
 def _flops(model: nn.Module, x: torch.Tensor) -> int:
@@ -229,7 +230,7 @@ def test_discriminator_shapes_and_grayscale():
         assert disc.features(torch.rand(1, 1, 100, 100)).shape == (1, 128, 7, 7)
         assert disc.features[0](torch.rand(1, 1, 100, 100)).shape == (1, 48, 25, 25)
     px = torch.eye(3).view(3, 3, 1, 1)
-    assert rgb_to_grayscale(px).flatten().tolist() == pytest.approx([0.2989, 0.5870, 0.1140])
+    assert luma(px).flatten().tolist() == pytest.approx([0.299, 0.587, 0.114])
     # colour that keeps the grayscale value is invisible to the discriminator
     a = torch.full((1, 3, 100, 100), 0.5)
     b = a.clone()

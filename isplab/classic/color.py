@@ -14,6 +14,23 @@ from isplab.raw.matrices import (  # noqa: F401  (part of the classic stages' AP
     xyz_from_camera_to_srgb,
 )
 
+#: Rec. 601 luma weights, for gamma-encoded RGB (OpenCV's RGB2GRAY, TensorFlow's
+#: rgb_to_grayscale up to rounding): texture, sharpness and alignment measures
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+#: Rec. 709 / sRGB luminance weights, for linear RGB (the Y row of sRGB -> XYZ): light
+LUMINANCE_WEIGHTS = (0.2126, 0.7152, 0.0722)
+
+
+def luma(rgb: torch.Tensor) -> torch.Tensor:
+    """Rec. 601 luma of gamma-encoded RGB: ``N x 3 x H x W`` -> ``N x 1 x H x W``."""
+    return (rgb * rgb.new_tensor(LUMA_WEIGHTS).view(1, 3, 1, 1)).sum(1, keepdim=True)
+
+
+def luminance(linear_rgb: torch.Tensor) -> torch.Tensor:
+    """Rec. 709 luminance of linear RGB: ``N x 3 x H x W`` -> ``N x 1 x H x W``."""
+    w = linear_rgb.new_tensor(LUMINANCE_WEIGHTS).view(1, 3, 1, 1)
+    return (linear_rgb * w).sum(1, keepdim=True)
+
 
 def apply_color_matrix(rgb: torch.Tensor, matrix) -> torch.Tensor:
     """Apply a 3x3 colour matrix to every pixel: ``out[:, i] = sum_j M[i, j] * rgb[:, j]``.
@@ -34,3 +51,35 @@ def apply_color_matrix(rgb: torch.Tensor, matrix) -> torch.Tensor:
         raise InvalidInputError(f"colour matrix must be 3x3 or N x 3 x 3, got {tuple(m.shape)}")
     n, _, h, w = rgb.shape
     return torch.bmm(m, rgb.reshape(n, 3, h * w)).reshape(n, 3, h, w)
+
+
+class RootPolynomial:
+    """A root-polynomial colour transform (Finlayson, Mackiewicz and Hurlbert 2015), usable
+    as ClassicISP's ``color_matrix``: ``out = C @ terms(rgb)`` per pixel, with the terms of
+    :func:`isplab.classic.calibration.root_polynomial_terms` (degree 2: r, g, b, sqrt(rg),
+    sqrt(gb), sqrt(rb); degree 3 adds 7 cube-root terms). Every term scales with exposure.
+
+    Args:
+        coefficients: ``3 x 6`` (degree 2) or ``3 x 13`` (degree 3).
+        degree: 2 or 3.
+    """
+
+    def __init__(self, coefficients, degree: int):
+        c = np.asarray(coefficients, dtype=np.float64)
+        if degree not in (2, 3) or c.shape != (3, {2: 6, 3: 13}.get(degree, -1)):
+            raise InvalidInputError(f"root-polynomial degree {degree} needs 3 x 6 (2) or "
+                                    f"3 x 13 (3) coefficients, got {c.shape}")
+        self.coefficients, self.degree = c, degree
+
+    def __call__(self, rgb: torch.Tensor) -> torch.Tensor:
+        """``N x 3 x H x W`` white-balanced linear camera RGB -> linear sRGB (not clipped)."""
+        check_image(rgb, 3, "rgb")
+        r, g, b = rgb.clamp(min=0).unbind(1)
+        terms = [r, g, b, (r * g).sqrt(), (g * b).sqrt(), (r * b).sqrt()]
+        if self.degree == 3:
+            cb = torch.pow
+            terms += [cb(r * g * g, 1 / 3), cb(g * b * b, 1 / 3), cb(r * b * b, 1 / 3),
+                      cb(g * r * r, 1 / 3), cb(b * g * g, 1 / 3), cb(b * r * r, 1 / 3),
+                      cb(r * g * b, 1 / 3)]
+        c = torch.as_tensor(self.coefficients, dtype=rgb.dtype, device=rgb.device)
+        return torch.einsum("kt,nthw->nkhw", c, torch.stack(terms, 1))

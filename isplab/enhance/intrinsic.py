@@ -32,8 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from isplab.checks import check_image
 from isplab.classic import srgb_to_linear
-from isplab.losses.intrinsic import _check, luminance
+from isplab.classic.color import luminance
 
 # --- classical baselines ------------------------------------------------------------------
 
@@ -67,7 +68,7 @@ def lime_decompose(linear_rgb: torch.Tensor, radius: int = 7, eps: float = 1e-3,
     """
     import kornia
 
-    _check(linear_rgb, 3, "linear_rgb")
+    check_image(linear_rgb, 3, "linear_rgb")
     t = linear_rgb.amax(1, keepdim=True)
     k = 2 * radius + 1
     if min(t.shape[-2:]) > radius:
@@ -83,7 +84,7 @@ def multiscale_retinex(linear_rgb: torch.Tensor, sigmas: Sequence[float] = (0.02
     side; ``A = I / S`` (not clipped: MSR's reflectance has no fixed range).
 
     Returns ``(A N x 3 x H x W, S N x 1 x H x W)``."""
-    _check(linear_rgb, 3, "linear_rgb")
+    check_image(linear_rgb, 3, "linear_rgb")
     y = luminance(linear_rgb).clamp(min=floor)
     side = max(linear_rgb.shape[-2:])
     log_s = torch.stack([torch.log(_blur(y, s * side).clamp(min=floor)) for s in sigmas]).mean(0)

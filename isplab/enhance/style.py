@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from isplab.checks import check_image
 from isplab.enhance.matting import MATTING_EPS, matting_energy, matting_laplacian
 from isplab.enhance.segment import Segmentation, co_segment, global_segmentation
 from isplab.errors import InvalidInputError
@@ -202,11 +203,7 @@ def tv_energy(x: torch.Tensor) -> torch.Tensor:
 
 
 def _check_image(x: torch.Tensor, name: str) -> None:
-    if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[:2] != (1, 3):
-        raise InvalidInputError(f"{name} must be a 1 x 3 x H x W tensor, got "
-                                f"{getattr(x, 'shape', type(x).__name__)}")
-    if not x.is_floating_point() or not torch.isfinite(x).all():
-        raise InvalidInputError(f"{name} must be floating point and finite")
+    check_image(x, 3, name, finite=True, batch=1)
     if min(x.shape[-2:]) < 16:
         raise InvalidInputError(f"{name} must be at least 16 x 16 pixels (VGG relu5_1), "
                                 f"got {tuple(x.shape[-2:])}")

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from kornia.color import rgb_to_lab
 
+from isplab.checks import check_image
 from isplab.errors import InvalidInputError
 from isplab.metrics.functional import MS_SSIM_WEIGHTS, SSIM_WIN_SIZE, check_pair, ms_ssim
 from isplab.metrics.functional import ms_ssim_scales as _ms_ssim_scales
@@ -56,23 +57,6 @@ def _reduce(per_image: torch.Tensor, reduction: str) -> torch.Tensor:
 
 def _per_image_mean(t: torch.Tensor) -> torch.Tensor:
     return t.flatten(1).mean(1)
-
-
-def check_single(x: torch.Tensor, name: str = "pred", channels: int | None = None) -> None:
-    """Raise InvalidInputError unless ``x`` is a finite floating ``N x C x H x W`` tensor."""
-    if not isinstance(x, torch.Tensor):
-        raise InvalidInputError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.ndim != 4:
-        raise InvalidInputError(f"{name} must be a 4-D tensor N x C x H x W, "
-                                f"got shape {tuple(x.shape)}")
-    if channels is not None and x.shape[1] != channels:
-        raise InvalidInputError(f"{name} must have shape N x {channels} x H x W, "
-                                f"got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise InvalidInputError(f"{name} must be floating point, got {x.dtype}")
-    if not torch.isfinite(x).all():
-        bad = "NaN" if torch.isnan(x).any() else "infinite"
-        raise InvalidInputError(f"{name} contains {bad} values")
 
 
 def _check_logits(t: torch.Tensor, name: str) -> None:
@@ -152,7 +136,7 @@ def tv_loss(pred: torch.Tensor, reduction: str = "mean", squared: bool = True) -
     over its own ``C x (H-1) x W`` / ``C x H x (W-1)`` elements. ``squared=False`` uses
     ``|dy|`` and ``|dx|`` (anisotropic L1 TV). Needs H, W >= 2.
     """
-    check_single(pred, "pred")
+    check_image(pred, None, "pred", finite=True)
     if min(pred.shape[-2:]) < 2:
         raise InvalidInputError(f"tv_loss needs H, W >= 2, got {tuple(pred.shape)}")
     dy = pred[..., 1:, :] - pred[..., :-1, :]
@@ -363,8 +347,8 @@ def gram_style_loss(pred_srgb: torch.Tensor, style_srgb: torch.Tensor, backbone,
             (which then needs the style image to have pred's size).
         region_weights: ``R`` weights ``v_r`` (default 1).
     """
-    check_single(pred_srgb, "pred_srgb", channels=3)
-    check_single(style_srgb, "style_srgb", channels=3)
+    check_image(pred_srgb, 3, "pred_srgb", finite=True)
+    check_image(style_srgb, 3, "style_srgb", finite=True)
     if pred_srgb.shape[0] != style_srgb.shape[0]:
         raise InvalidInputError(f"pred_srgb and style_srgb need the same batch size, got "
                                 f"{pred_srgb.shape[0]} and {style_srgb.shape[0]}")
@@ -379,7 +363,7 @@ def gram_style_loss(pred_srgb: torch.Tensor, style_srgb: torch.Tensor, backbone,
     if masks is not None:
         for m, img, name in ((masks, pred_srgb, "masks"), (style_masks, style_srgb,
                                                            "style_masks")):
-            check_single(m, name)
+            check_image(m, None, name, finite=True)
             if m.shape[0] != img.shape[0] or m.shape[-2:] != img.shape[-2:]:
                 raise InvalidInputError(f"{name} must be N x R x H x W matching its image "
                                         f"{tuple(img.shape)}, got {tuple(m.shape)}")
@@ -500,7 +484,7 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor,
 __all__ = [
     "ADVERSARIAL_KINDS", "gradient_penalty",
     "CHARBONNIER_EPS", "LAB_SCALE", "PERCEPTUAL_LAYERS", "STYLE_LAYERS",
-    "charbonnier", "check_single", "color_loss", "cycle_loss", "discriminator_loss",
+    "charbonnier", "color_loss", "cycle_loss", "discriminator_loss",
     "dped_blur_kernel", "generator_loss", "gram_matrix", "gram_style_loss", "l1", "lab_loss",
     "lab_vgg", "ms_ssim_loss", "mse", "perceptual", "srgb_to_scaled_lab", "ssim_loss",
     "tv_loss",

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from isplab.checks import check_image
 from isplab.classic import srgb_gamma, srgb_to_linear
 from isplab.errors import InvalidInputError
 
@@ -33,21 +34,6 @@ EPS = 1e-4
 #: default loss weights (the spec's)
 LOSS_WEIGHTS = {"recon": 1.0, "recon_pair": 1.0, "cross": 0.1, "albedo_consistency": 0.01,
                 "smooth": 0.1, "albedo_grad": 0.01, "log_prior": 1.0}
-GREY = (0.2126, 0.7152, 0.0722)  # linear-light luminance (Rec. 709)
-
-
-def _check(x: torch.Tensor, channels: int | tuple[int, ...], name: str) -> None:
-    ch = (channels,) if isinstance(channels, int) else channels
-    if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] not in ch:
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise InvalidInputError(f"{name} must be N x {'/'.join(map(str, ch))} x H x W, "
-                                f"got {shape}")
-
-
-def luminance(linear_rgb: torch.Tensor) -> torch.Tensor:
-    """Rec. 709 luminance of linear RGB ``N x 3 x H x W`` -> ``N x 1 x H x W``."""
-    w = linear_rgb.new_tensor(GREY).view(1, 3, 1, 1)
-    return (linear_rgb * w).sum(1, keepdim=True)
 
 
 def _grad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,7 +100,7 @@ def edge_aware_smoothness(shading: torch.Tensor, albedo: torch.Tensor,
     """``mean |grad log S| * exp(-edge_weight |grad grey(A)|)``: shading is smooth except
     where the albedo has an edge (RetinexNet's illumination smoothness, on log S so it does
     not depend on the overall light level)."""
-    _check(shading, 1, "shading")
+    check_image(shading, 1, "shading")
     gx, gy = _grad(torch.log(shading.clamp(min=EPS)))
     ax, ay = _grad(albedo.mean(1, keepdim=True))
     return (gx.abs() * torch.exp(-edge_weight * ax.abs())).mean() + \

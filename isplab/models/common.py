@@ -7,17 +7,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from isplab.errors import InvalidInputError
-
-
-def check_input(x: torch.Tensor, channels: int, what: str = "packed raw") -> None:
-    """Raise :class:`InvalidInputError` unless ``x`` is ``N x channels x H x W`` floating."""
-    if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != channels:
-        shape = tuple(x.shape) if hasattr(x, "shape") else type(x).__name__
-        raise InvalidInputError(f"expected {what} of shape N x {channels} x H x W, got {shape}")
-    if not x.is_floating_point():
-        raise InvalidInputError(f"expected a floating-point {what}, got {x.dtype}")
-
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
     """Pad ``x`` on the bottom/right so both sides are multiples of ``multiple``.

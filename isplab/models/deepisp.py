@@ -25,9 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from isplab.checks import check_image
 from isplab.classic import srgb_gamma
 from isplab.errors import InvalidInputError
-from isplab.models.common import check_input, packed_to_bilinear_rgb
+from isplab.models.common import packed_to_bilinear_rgb
 from isplab.models.registry import register_model
 
 PAPER = "Schwartz, Giryes, Bronstein, DeepISP: Toward Learning an End-to-End Image " \
@@ -156,7 +157,7 @@ class DeepISP(nn.Module):
         """Packed raw ``N x 4 x h x w`` -> network input ``N x 3 x 2h x 2w`` in [-0.5, 0.5]:
         in-graph bilinear demosaic, sRGB gamma (``input_encoding="srgb"``) or nothing
         (``"linear"``), minus 0.5."""
-        check_input(packed, 4)
+        check_image(packed, 4, "packed raw")
         rgb = packed_to_bilinear_rgb(packed)
         if self.input_encoding == "srgb":
             rgb = srgb_gamma(rgb.clamp(max=1.0))

@@ -24,8 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from isplab.checks import check_image
+from isplab.classic.color import luma
 from isplab.errors import InvalidInputError
-from isplab.models.common import check_input, packed_to_bilinear_rgb
+from isplab.models.common import packed_to_bilinear_rgb
 from isplab.models.registry import register_model
 
 PAPER = "Ignatov et al., DSLR-Quality Photos on Mobile Devices with Deep Convolutional " \
@@ -33,7 +35,6 @@ PAPER = "Ignatov et al., DSLR-Quality Photos on Mobile Devices with Deep Convolu
 PAPER_PLUS = PAPER + "; DPED+ depthwise-separable (MobileNet) generator of the seed MPSE"
 ACTIVATIONS = ("relu", "leaky_relu")
 IN_EPS = 1e-3  # the TF code's instance-norm epsilon
-GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)  # tf.image.rgb_to_grayscale
 
 
 def _act(kind: str, negative_slope: float) -> nn.Module:
@@ -140,20 +141,13 @@ class DPED(nn.Module):
         """sRGB ``N x 3 x H x W`` -> sRGB ``N x 3 x H x W``; with ``raw_input``, packed raw
         ``N x 4 x h x w`` -> sRGB ``N x 3 x 2h x 2w``."""
         if self.raw_input:
-            check_input(x, 4)
+            check_image(x, 4, "packed raw")
             x = raw_stem(x)
         else:
-            check_input(x, 3, "sRGB image")
+            check_image(x, 3, "sRGB image")
         y = self.tail(self.body(self.blocks(self.head(x))))
         y = torch.tanh(y) * 0.58 + 0.5
         return y if self.training else y.clamp(0.0, 1.0)
-
-
-def rgb_to_grayscale(rgb: torch.Tensor) -> torch.Tensor:
-    """``N x 3 x H x W`` -> ``N x 1 x H x W`` with TensorFlow's ``rgb_to_grayscale`` weights
-    (0.2989, 0.5870, 0.1140); any colour space, linear combination only."""
-    w = rgb.new_tensor(GRAY_WEIGHTS).view(1, 3, 1, 1)
-    return (rgb * w).sum(1, keepdim=True)
 
 
 def _tf_same_pad(x: torch.Tensor, k: int, s: int) -> torch.Tensor:
@@ -208,8 +202,8 @@ class DPEDDiscriminator(nn.Module):
 
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
         """sRGB ``N x 3 x H x W`` in [0, 1] -> logits ``N x 2`` (H, W >= 1)."""
-        check_input(rgb, 3, "sRGB image")
-        f = self.features(rgb_to_grayscale(rgb))
+        check_image(rgb, 3, "sRGB image")
+        f = self.features(luma(rgb))
         if tuple(f.shape[-2:]) != (7, 7):
             f = F.adaptive_avg_pool2d(f, 7)
         return self.fc(f.flatten(1))
@@ -260,8 +254,7 @@ def discriminator_input(x: torch.Tensor, mode: str) -> torch.Tensor:
     """What the discriminator sees: ``gray`` (DPED: it judges texture, not colour; BT.601
     luma repeated to 3 channels) or ``rgb`` (the image)."""
     if mode == "gray":
-        w = x.new_tensor([0.2989, 0.5870, 0.1140]).view(1, 3, 1, 1)
-        return (x * w).sum(1, keepdim=True).expand(-1, 3, -1, -1)
+        return luma(x).expand(-1, 3, -1, -1)
     return x
 
 

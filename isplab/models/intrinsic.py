@@ -25,8 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from isplab.checks import check_image
 from isplab.errors import InvalidInputError
-from isplab.models.common import check_input, crop_to, pad_to_multiple
+from isplab.models.common import crop_to, pad_to_multiple
 from isplab.models.registry import register_model
 
 PAPER = ("MDIE intrinsic decomposition (seed MPSE/MDIE); self-supervised losses after Wei et al., "
@@ -126,7 +127,7 @@ class IntrinsicNet(nn.Module):
 
     def decompose(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """sRGB ``N x 3 x H x W`` -> ``(A N x 3 x H x W in [0, 1], S N x 1 x H x W > 0)``."""
-        check_input(x, 3, "sRGB image")
+        check_image(x, 3, "sRGB image")
         xp, size = pad_to_multiple(x, self.stride)
         s = F.softplus(self.shading_net(xp)) + self.shading_floor
         r = self.albedo_net(xp)

@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from isplab.models.common import check_input, crop_to, packed_to_bilinear_rgb, pad_to_multiple
+from isplab.checks import check_image
+from isplab.models.common import crop_to, packed_to_bilinear_rgb, pad_to_multiple
 from isplab.models.registry import register_model
 
 
@@ -65,7 +66,7 @@ class JDDNet(nn.Module):
         nn.init.zeros_(self.head.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, 8, "packed raw + noise map")
+        check_image(x, 8, "packed raw + noise map")
         base = packed_to_bilinear_rgb(x[:, :4]) if self.residual else None
         x, size = pad_to_multiple(x, self.stride)
         a = self.enc0(x)

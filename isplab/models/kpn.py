@@ -27,10 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from isplab.checks import check_image
 from isplab.errors import InvalidInputError
 from isplab.models.common import (
     GlobalAvgPool,
-    check_input,
     crop_to,
     packed_to_bilinear_rgb,
     pad_to_multiple,
@@ -121,7 +121,7 @@ class KernelISP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Packed raw ``N x 4 x h x w`` in [0, 1] -> sRGB ``N x 3 x 2h x 2w`` (padding to the
         stride and cropping back inside)."""
-        check_input(x, 4)
+        check_image(x, 4, "packed raw")
         x, size = pad_to_multiple(x, self.stride)
         n = x.shape[0]
         feats = self.unet.encode(x)

@@ -20,8 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from isplab.checks import check_image
 from isplab.errors import InvalidInputError
-from isplab.models.common import GlobalAvgPool, check_input
+from isplab.models.common import GlobalAvgPool
 from isplab.models.registry import register_model
 
 
@@ -129,7 +130,7 @@ class MicroISP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Packed raw ``N x 4 x h x w`` -> sRGB ``N x 3 x 2h x 2w`` in [0, 1] (eval mode)."""
-        check_input(x, 4)
+        check_image(x, 4, "packed raw")
         colours = [
             F.pixel_shuffle(s2(s1(x)) * 0.58 + 0.5, 2)
             for s1, s2 in zip(self.stage1, self.stage2, strict=True)

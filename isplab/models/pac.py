@@ -20,8 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from isplab.checks import check_image
 from isplab.errors import InvalidInputError
-from isplab.models.common import check_input, packed_to_bilinear_rgb
+from isplab.models.common import packed_to_bilinear_rgb
 from isplab.models.registry import register_model
 
 
@@ -289,7 +290,7 @@ class PacISP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Packed raw ``N x 4 x h x w`` in [0, 1] -> sRGB ``N x 3 x 2h x 2w``."""
-        check_input(x, 4)
+        check_image(x, 4, "packed raw")
         guidance = self.guide(gamma_encode(packed_to_bilinear_rgb(x), self.gamma))
         y = F.relu(self.up(self.target(x), guidance))
         y = self.final(y)

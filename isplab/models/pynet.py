@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from isplab.checks import check_image
 from isplab.errors import InvalidInputError
 from isplab.models._pynet_shared import _check_level, _crop_level, _pad_input
-from isplab.models.common import check_input
 from isplab.models.microisp import MicroISP, microisp
 from isplab.models.pynet_lite import PyNETV2Mobile, pynet_lite
 from isplab.models.registry import register_model
@@ -265,7 +265,7 @@ class PyNET(nn.Module):
 
     def _run(self, x: torch.Tensor, level: int, heads: tuple[int, ...]) -> dict[int, torch.Tensor]:
         """Run the pyramid down to ``level``; apply the heads of ``heads`` (all >= level)."""
-        check_input(x, 4)
+        check_image(x, 4, "packed raw")
         x, size = _pad_input(x, self.stride, self.min_size)
         f1 = self.conv_l1_d1(x)
         f2 = self.conv_l2_d1(F.max_pool2d(f1, 2))

@@ -24,9 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from isplab.checks import check_image
 from isplab.errors import InvalidInputError
 from isplab.models._pynet_shared import _check_level, _crop_level, _pad_input
-from isplab.models.common import GlobalAvgPool, check_input
+from isplab.models.common import GlobalAvgPool
 from isplab.models.registry import register_model
 
 
@@ -223,7 +224,7 @@ class PyNETV2Mobile(nn.Module):
         """Packed raw ``N x 4 x h x w`` -> sRGB of ``level`` (default ``self.level``),
         ``N x 3 x ceil(4h / 2**level) x ceil(4w / 2**level)`` in [0, 1] (eval mode)."""
         level = self.level if level is None else _check_level(level, 1, self.levels)
-        check_input(x, 4)
+        check_image(x, 4, "packed raw")
         x, size = _pad_input(x, self.stride, self.min_size)
         s1 = self.stem1(x)
         s2 = self.stem2(s1)

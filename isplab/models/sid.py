@@ -25,8 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from isplab.checks import check_image
 from isplab.errors import InvalidInputError
-from isplab.models.common import check_input, crop_to, pad_to_multiple
+from isplab.models.common import crop_to, pad_to_multiple
 from isplab.models.registry import register_model
 
 SID_WIDTHS = (32, 64, 128, 256, 512)
@@ -149,7 +150,7 @@ class SIDUNet(nn.Module):
         becomes a constant 5th channel (``None`` means ratio 1, i.e. a zero channel).
         Sides not multiple of 16 are padded (reflect) and the output cropped back.
         """
-        check_input(x, 4)
+        check_image(x, 4, "packed raw")
         if ratio is not None and not self.ratio_input:
             x = amplify(x, ratio)
         x, size = pad_to_multiple(x, self.stride)

@@ -32,9 +32,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from isplab.checks import check_image
 from isplab.classic import srgb_gamma
 from isplab.errors import InvalidInputError
-from isplab.models.common import GlobalAvgPool, check_input, crop_to, pad_to_multiple
+from isplab.models.common import GlobalAvgPool, crop_to, pad_to_multiple
 from isplab.models.intrinsic import image_to_shading, shading_to_image
 from isplab.models.registry import register_model
 from isplab.synth.degradations import DOMAINS
@@ -155,7 +156,7 @@ class StarGANGenerator(nn.Module):
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """sRGB ``N x 3 x H x W`` in [0, 1], labels ``N x label_dim`` (None: all ones) ->
         sRGB ``N x 3 x H x W`` in [0, 1]."""
-        check_input(x, 3, "sRGB image")
+        check_image(x, 3, "sRGB image")
         n = x.shape[0]
         if labels is None:
             labels = default_labels(n, x, self.label_dim)
@@ -212,7 +213,7 @@ class StarGANDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """sRGB ``N x 3 x H x W`` in [0, 1] -> ``(adversarial map, class logits N x C)``."""
-        check_input(x, 3, "sRGB image")
+        check_image(x, 3, "sRGB image")
         if min(x.shape[-2:]) < self.min_size:
             raise InvalidInputError(f"the discriminator needs images of at least "
                                     f"{self.min_size} x {self.min_size}, got "

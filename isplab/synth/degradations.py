@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from isplab.classic import srgb_gamma, srgb_to_linear
+from isplab.classic.color import luma
 from isplab.errors import InvalidInputError
 from isplab.synth.noise import add_noise, sample_noise_params
 
@@ -76,7 +77,7 @@ def _per_image(v: Any, n: int, ref: torch.Tensor, width: int) -> torch.Tensor:
 def sharpness(srgb: torch.Tensor) -> torch.Tensor:
     """Variance of the Laplacian of the luma, per image (``N`` values; higher = sharper)."""
     x, _ = _batch(srgb)
-    y = (x * x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    y = luma(x)
     k = y.new_tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
     return F.conv2d(y, k).flatten(1).var(1)
 

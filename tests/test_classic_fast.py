@@ -124,3 +124,22 @@ def test_sample_fast_path():
     raw = make_sample_raw()
     isp = ClassicISP()
     assert psnr16(isp.postprocess(raw, 16), to_uint(isp.develop(raw), 16)) >= 70.0
+
+
+def test_display_lut_does_not_widen_the_whole_frame():
+    """``np.take`` copies uint16 indices to int64: the LUT runs in chunks, so the extra memory
+    stays a few MB whatever the frame size (issue 21.3: 4.5 GiB per band at 400 MP)."""
+    import tracemalloc
+
+    from isplab.classic.fast import _LUT_CHUNK, apply_lut
+
+    table = np.arange(65536, dtype=np.uint16)[::-1].copy()
+    image = np.random.default_rng(0).integers(0, 65536, (1500, 2000, 3), dtype=np.uint16)
+    tracemalloc.start()
+    try:
+        out = apply_lut(table, image)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert np.array_equal(out, table[image])
+    assert peak - out.nbytes < 4 * 8 * _LUT_CHUNK  # a few chunks of int64 indices, not 8x

@@ -102,17 +102,28 @@ def auto_bright_gain_uint16(rgb16: np.ndarray, threshold: float) -> float:
     return max(1.0, 1.0 / white)
 
 
+#: pixels per ``np.take`` call: it widens uint16 indices to an int64 copy of its input, so
+#: a whole 400 MP frame at once would need 3.2 GB of indices; chunks bound that to 8 MB
+_LUT_CHUNK = 1 << 20
+
+
 def apply_lut(table: np.ndarray, image: np.ndarray) -> np.ndarray:
-    """``table[image]`` in row bands on a few threads (``np.take`` releases the GIL)."""
+    """``table[image]`` in row bands on a few threads (``np.take`` releases the GIL), each
+    band in chunks of about :data:`_LUT_CHUNK` pixels (bounded index memory)."""
     out = np.empty(image.shape, table.dtype)
     bands = min(_THREADS, max(1, image.shape[0] // 64))
-    if bands == 1:
-        return np.take(table, image, out=out)
     edges = np.linspace(0, image.shape[0], bands + 1).astype(int)
+    row_pixels = max(1, int(np.prod(image.shape[1:])))
+    rows = max(1, _LUT_CHUNK // row_pixels)
 
     def band(i: int) -> None:
-        sl = slice(edges[i], edges[i + 1])
-        np.take(table, image[sl], out=out[sl])
+        for top in range(edges[i], edges[i + 1], rows):
+            sl = slice(top, min(top + rows, edges[i + 1]))
+            np.take(table, image[sl], out=out[sl])
+
+    if bands == 1:
+        band(0)
+        return out
 
     with ThreadPoolExecutor(bands) as pool:
         list(pool.map(band, range(bands)))

@@ -1,10 +1,12 @@
-"""White balance: applying gains and estimating them (gray world, white patch).
+"""White balance: applying gains and estimating them (gray world, white patch in torch; every
+other estimator of :mod:`isplab.classic.awb` through :func:`estimated_gains`).
 
 Gains are always given as (R, G, B) multipliers, normalised to G = 1 by the estimators.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from isplab.classic._checks import as_gains, check_image
@@ -117,3 +119,30 @@ def white_patch_gains(
         tops.append(torch.quantile(cols, q, dim=1))
     t = torch.stack(tops).clamp(min=1e-8)
     return t[:, 1:2] / t
+
+
+def estimated_gains(x: torch.Tensor, method: str, cfa: str | None = None) -> torch.Tensor:
+    """Gains from any estimator of :data:`isplab.classic.awb.ESTIMATORS` (gray edge, shades
+    of gray, the learned one, ...), image by image, on the demosaic-free camera RGB (each 2x2
+    Bayer block's R, mean G, B for packed or mosaic input).
+
+    Args:
+        x: linear camera data (RGB ``N x 3``, packed ``N x 4`` or mosaic ``N x 1``).
+        method: an estimator name (:func:`isplab.classic.awb.resolve`).
+        cfa: Bayer pattern of a mosaic input.
+
+    Returns:
+        ``N x 3`` gains (R, G, B) with G = 1.
+    """
+    from isplab.classic import awb
+
+    check_image(x, (1, 3, 4), "x")
+    if x.shape[1] == 1:
+        if cfa is None:
+            raise ValueError("white-balance estimation on a mosaic needs its cfa pattern")
+        x = pack(x, cfa)
+    if x.shape[1] == 4:
+        x = torch.stack([x[:, 0], (x[:, 1] + x[:, 2]) * 0.5, x[:, 3]], dim=1)
+    rgb = x.detach().float().permute(0, 2, 3, 1).cpu().numpy()
+    g = [awb.gains(method, image) for image in rgb]
+    return torch.as_tensor(np.stack(g), dtype=x.dtype, device=x.device)

@@ -117,16 +117,25 @@ def noise(text: str | None) -> tuple[float, float] | None:
 
 
 def wb(text: str) -> dict:
-    """``--wb`` -> ClassicISP white-balance options."""
+    """``--wb`` -> ClassicISP white-balance options: ``camera``, ``none``, ``auto`` (the best
+    measured estimator, :data:`isplab.classic.awb.AUTO`), an estimator's name (``gray-world``,
+    ``white-patch``, ``shades-of-gray``, ``gray-edge``, ``gray-edge2``, ``ffcc``) or R,G,B
+    gains."""
     w = text.lower().replace("_", "-")
     if w == "camera":
         return dict(use_camera_wb=True)
-    if w in ("auto", "gray-world", "grey-world"):
-        return dict(use_camera_wb=False, use_auto_wb=True, auto_wb_method="gray_world")
-    if w == "white-patch":
-        return dict(use_camera_wb=False, use_auto_wb=True, auto_wb_method="white_patch")
     if w == "none":
         return dict(use_camera_wb=False)
+    if w and not w[0].isdigit() and w[0] not in "+-.":
+        from isplab.classic import awb
+        from isplab.errors import IsplabError
+
+        try:
+            method = awb.resolve(w)
+        except IsplabError as exc:
+            raise typer.BadParameter(f"--wb: {exc.reason}; or camera, auto, none, or R,G,B "
+                                     f"gains") from None
+        return dict(use_camera_wb=False, use_auto_wb=True, auto_wb_method=method)
     gains = floats(text, "--wb gains", (3,))
     for g in gains:
         finite(g, "--wb gains", low=0, low_open=True)

@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from isplab.classic import fast
-from isplab.classic.awb import ESTIMATORS
 from isplab.classic.color import apply_color_matrix, camera_to_srgb_from_xyz
 from isplab.classic.demosaic import DEMOSAIC_METHODS, demosaic
 from isplab.classic.denoise import denoise
@@ -26,12 +25,7 @@ from isplab.classic.tone import (
     gamma_curve,
     smoothstep,
 )
-from isplab.classic.white_balance import (
-    apply_white_balance,
-    estimated_gains,
-    gray_world_gains,
-    white_patch_gains,
-)
+from isplab.classic.white_balance import apply_white_balance, gray_world_gains, white_patch_gains
 from isplab.errors import InvalidInputError
 from isplab.raw.cfa import check_pattern, pack, unpack
 from isplab.raw.image import RawImage
@@ -41,7 +35,7 @@ log = logging.getLogger(__name__)
 
 TONE_CURVES = ("none", "smoothstep", "filmic")
 _STRIP_ROWS = 128  # rows per strip for inference (even, so the CFA phase is kept)
-AUTO_WB_METHODS = tuple(ESTIMATORS.names())  # gray_world, white_patch, gray_edge, ffcc, ...
+AUTO_WB_METHODS = ("gray_world", "white_patch")
 
 
 def camera_to_srgb_matrix(raw: RawImage) -> tuple[np.ndarray, str]:
@@ -80,8 +74,7 @@ class ClassicISP(nn.Module):
         use_camera_wb: use the as-shot white balance stored in the file (``develop``).
         use_auto_wb: estimate the white balance from the image (``auto_wb_method``).
         user_wb: explicit (R, G, B) gains; wins over the two options above.
-        auto_wb_method: an estimator of :data:`isplab.classic.awb.ESTIMATORS`
-            (``gray_world``, ``white_patch``, ``gray_edge``, ``ffcc``, ...).
+        auto_wb_method: ``gray_world`` or ``white_patch``.
         demosaic_algorithm: ``bilinear``, ``malvar2004`` or ``menon2007``.
         half_size: skip demosaicing: each 2x2 block gives one pixel (R, mean G, B).
         use_color_matrix: apply the camera -> sRGB matrix (off: camera primaries).
@@ -103,6 +96,10 @@ class ClassicISP(nn.Module):
             :class:`~isplab.classic.noise_profile.NoiseProfile`; returns linear RGB.
         noise: ``(shot, read)`` of the raw for the demosaicker (None: the file's profile,
             else estimated from the raw; see :func:`~isplab.classic.noise_profile_of`).
+        color_matrix: a camera -> linear sRGB transform replacing the file's matrix in
+            :meth:`develop` (a calibrated profile): a ``3 x 3`` array, or a callable on
+            ``N x 3 x H x W`` white-balanced camera RGB (e.g.
+            :class:`~isplab.classic.color.RootPolynomial`).
     """
 
     def __init__(
@@ -123,6 +120,7 @@ class ClassicISP(nn.Module):
         adjust_maximum_thr: float = 0.75,
         demosaicker=None,
         noise: tuple[float, float] | None = None,
+        color_matrix=None,
     ):
         super().__init__()
         if demosaicker is not None:
@@ -164,6 +162,7 @@ class ClassicISP(nn.Module):
         self.adjust_maximum_thr = adjust_maximum_thr
         self.demosaicker = demosaicker
         self.noise = None if noise is None else (float(noise[0]), float(noise[1]))
+        self.color_matrix = color_matrix
 
     def extra_repr(self) -> str:
         return (
@@ -190,11 +189,8 @@ class ClassicISP(nn.Module):
         return None
 
     def _estimate_wb(self, mosaic: torch.Tensor, cfa: str) -> torch.Tensor:
-        if self.auto_wb_method == "gray_world":
-            return gray_world_gains(mosaic, cfa=cfa)
-        if self.auto_wb_method == "white_patch":
-            return white_patch_gains(mosaic, cfa=cfa)
-        return estimated_gains(mosaic, self.auto_wb_method, cfa=cfa)
+        fn = gray_world_gains if self.auto_wb_method == "gray_world" else white_patch_gains
+        return fn(mosaic, cfa=cfa)
 
     def forward(
         self,
@@ -213,8 +209,8 @@ class ClassicISP(nn.Module):
             cfa: pattern of a mosaic input (ignored for packed input).
             wb_gains: as-shot (R, G, B) gains, 3 values or ``N x 3``; used when
                 ``use_camera_wb`` and no ``user_wb``/``use_auto_wb`` is set.
-            color_matrix: camera -> linear sRGB, ``3 x 3`` or ``N x 3 x 3``; None keeps
-                camera primaries.
+            color_matrix: camera -> linear sRGB, ``3 x 3`` or ``N x 3 x 3``, or a callable
+                on ``N x 3 x H x W``; None keeps camera primaries.
             validate: check the input for NaN/Inf (skipped for RawImages, checked on read).
             noise: the :class:`~isplab.classic.noise_profile.NoiseProfile` of ``x`` for a
                 learned ``demosaicker`` (None: ``self.noise``, else none).
@@ -275,7 +271,9 @@ class ClassicISP(nn.Module):
             rgb = torch.stack([p[:, 0], (p[:, 1] + p[:, 2]) * 0.5, p[:, 3]], dim=1)
         else:
             rgb = demosaic(mosaic, cfa, self.demosaic_algorithm)
-        if matrix is not None:
+        if callable(matrix):
+            rgb = matrix(rgb)
+        elif matrix is not None:
             rgb = apply_color_matrix(rgb, matrix)
         return rgb.clamp_(0.0, 1.0)
 
@@ -314,7 +312,8 @@ class ClassicISP(nn.Module):
             name = raw.path.name if raw.path is not None else "raw image"
             log.warning("%s has no as-shot white balance: using gray world", name)
             isp = _copy_with(self, use_auto_wb=True, auto_wb_method="gray_world")
-        matrix = camera_to_srgb_matrix(raw)[0] if self.use_color_matrix else None
+        matrix = None if not self.use_color_matrix else self.color_matrix \
+            if self.color_matrix is not None else camera_to_srgb_matrix(raw)[0]
         return isp, raw.wb_gains, matrix, adjusted_maximum_scale(raw, self.adjust_maximum_thr)
 
     @torch.no_grad()
@@ -342,7 +341,7 @@ class ClassicISP(nn.Module):
 
     def _uses_fast_path(self, raw: RawImage) -> bool:
         return (self.demosaicker is None and self.demosaic_algorithm == "bilinear"
-                and not self.half_size
+                and not self.half_size and not callable(self.color_matrix)
                 and self.denoise_strength <= 0 and fast.supports(raw.mosaic))
 
     @torch.no_grad()

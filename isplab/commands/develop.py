@@ -44,6 +44,7 @@ class DevelopWorker:
     output_bps: int
     overwrite: bool
     max_megapixels: float
+    profile: Any = None  # a camera profile (isplab.classic.profile.Profile): levels, camera check
     _isp: Any = field(default=None, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:  # workers build their own pipeline
@@ -61,9 +62,14 @@ class DevelopWorker:
         isp = self.build()
         options = opt.overrides_for(task.source, self.reader, self.mixed)
         raw = rawio.read(task.source, max_megapixels=self.max_megapixels, **options)
+        notes = []
+        if self.profile is not None:
+            raw = self.profile.apply_levels(raw)
+            warning = self.profile.camera_warning(task.source)
+            notes += [f"warning: {warning}"] if warning else []
         image = isp.postprocess(raw, self.output_bps)
         write_image(task.target, image, bits=self.output_bps, overwrite=self.overwrite)
-        return []
+        return notes
 
 
 def build_pipeline(isp: str, weights: str | None, onnx: str | None, tile: int | None,
@@ -124,8 +130,7 @@ Device = Annotated[str, typer.Option(
 Dtype = Annotated[str, typer.Option(
     "--dtype", help="float32, bfloat16 or float16 (CUDA).", rich_help_panel=LEARNED_PANEL)]
 Wb = Annotated[str, typer.Option(
-    help="White balance: camera, auto (the best measured estimator), an estimator (gray-world, "
-    "white-patch, shades-of-gray, gray-edge, gray-edge2, ffcc), none, or gains R,G,B.")]
+    help="White balance: camera, auto, white-patch, none, or gains R,G,B.")]
 DemosaicOpt = Annotated[Demosaic, typer.Option(help="Demosaicing algorithm.")]
 OutputBps = Annotated[int, typer.Option("--output-bps", help="Output bits: 8 or 16.")]
 FormatOpt = Annotated[OutFormat, typer.Option("--format", help="Output file format.")]
@@ -139,6 +144,10 @@ Gamma = Annotated[str, typer.Option(
     help="Output curve: srgb, bt709, linear, POWER or POWER,SLOPE as rawpy.")]
 Denoise = Annotated[float, typer.Option(
     help="Light bilateral denoise strength on the output (0 = off).")]
+ProfileOpt = Annotated[Path | None, typer.Option(
+    "--profile", help="A camera profile from isplab calibrate: its colour transform and "
+    "black offset, and its white balance unless --wb is given (classic and learned ISPs).",
+    show_default=False)]
 
 
 def command(
@@ -148,7 +157,8 @@ def command(
     dtype: Dtype = "float32", wb: Wb = "camera", demosaic: DemosaicOpt = Demosaic.bilinear,
     output_bps: OutputBps = 8, fmt: FormatOpt = OutFormat.png, half_size: HalfSize = False,
     no_auto_bright: NoAutoBright = False, bright: Bright = 1.0, tone: ToneOpt = Tone.none,
-    gamma: Gamma = "srgb", denoise: Denoise = 0.0, max_megapixels: opt.MaxMegapixels = 200.0,
+    gamma: Gamma = "srgb", denoise: Denoise = 0.0, profile: ProfileOpt = None,
+    max_megapixels: opt.MaxMegapixels = 200.0,
     overwrite: opt.Overwrite = False, jobs: opt.Jobs = None, shard: opt.Shard = None,
     width: opt.Width = None, height: opt.Height = None, bits: opt.Bits = None,
     byte_order: opt.ByteOrderOpt = None, cfa: opt.Cfa = None, black_level: opt.BlackLevel = None,
@@ -181,11 +191,33 @@ def command(
         reader=opt.reader_overrides(width, height, bits, byte_order, cfa, black_level,
                                     white_level),
         mixed=False, output_bps=output_bps, overwrite=overwrite,
-        max_megapixels=opt.finite(max_megapixels, "--max-megapixels", low=0, low_open=True))
+        max_megapixels=opt.finite(max_megapixels, "--max-megapixels", low=0, low_open=True),
+        profile=_profile(profile, isp, wb, classic))
     inputs = list(inputs or [])
     if not inputs and not sample:
         raise typer.BadParameter("give raw files or folders to develop, or --sample")
     raise typer.Exit(_run(worker, inputs, output, fmt, sample, jobs, shard, quiet, debug, err))
+
+
+def _profile(path: Path | None, isp: str, wb: str, classic: dict):
+    """Load ``--profile`` and put its transform (and white balance, unless ``--wb`` is
+    given) into the ClassicISP options; a bad file is one ``Invalid value`` line."""
+    if path is None:
+        return None
+    from isplab.classic.profile import load_profile
+    from isplab.errors import IsplabError
+
+    if isp not in ("classic", "learned"):
+        raise typer.BadParameter("--profile works with --isp classic or learned")
+    try:
+        prof = load_profile(path)
+    except IsplabError as exc:
+        raise typer.BadParameter(f"--profile: {exc}") from None
+    options = prof.isp_options()
+    if wb.lower() != "camera":  # an explicit --wb wins over the profile's gains
+        options.pop("user_wb")
+    classic.update(options)
+    return prof
 
 
 def _run(worker: DevelopWorker, inputs: list[Path], output: Path, fmt: OutFormat, sample: bool,

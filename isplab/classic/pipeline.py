@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from isplab.classic import fast
+from isplab.classic.awb import ESTIMATORS
 from isplab.classic.color import apply_color_matrix, camera_to_srgb_from_xyz
 from isplab.classic.demosaic import DEMOSAIC_METHODS, demosaic
 from isplab.classic.denoise import denoise
@@ -25,7 +26,12 @@ from isplab.classic.tone import (
     gamma_curve,
     smoothstep,
 )
-from isplab.classic.white_balance import apply_white_balance, gray_world_gains, white_patch_gains
+from isplab.classic.white_balance import (
+    apply_white_balance,
+    estimated_gains,
+    gray_world_gains,
+    white_patch_gains,
+)
 from isplab.errors import InvalidInputError
 from isplab.raw.cfa import check_pattern, pack, unpack
 from isplab.raw.image import RawImage
@@ -35,7 +41,7 @@ log = logging.getLogger(__name__)
 
 TONE_CURVES = ("none", "smoothstep", "filmic")
 _STRIP_ROWS = 128  # rows per strip for inference (even, so the CFA phase is kept)
-AUTO_WB_METHODS = ("gray_world", "white_patch")
+AUTO_WB_METHODS = tuple(ESTIMATORS.names())  # gray_world, white_patch, gray_edge, ffcc, ...
 
 
 def camera_to_srgb_matrix(raw: RawImage) -> tuple[np.ndarray, str]:
@@ -74,7 +80,8 @@ class ClassicISP(nn.Module):
         use_camera_wb: use the as-shot white balance stored in the file (``develop``).
         use_auto_wb: estimate the white balance from the image (``auto_wb_method``).
         user_wb: explicit (R, G, B) gains; wins over the two options above.
-        auto_wb_method: ``gray_world`` or ``white_patch``.
+        auto_wb_method: an estimator of :data:`isplab.classic.awb.ESTIMATORS`
+            (``gray_world``, ``white_patch``, ``gray_edge``, ``ffcc``, ...).
         demosaic_algorithm: ``bilinear``, ``malvar2004`` or ``menon2007``.
         half_size: skip demosaicing: each 2x2 block gives one pixel (R, mean G, B).
         use_color_matrix: apply the camera -> sRGB matrix (off: camera primaries).
@@ -189,8 +196,11 @@ class ClassicISP(nn.Module):
         return None
 
     def _estimate_wb(self, mosaic: torch.Tensor, cfa: str) -> torch.Tensor:
-        fn = gray_world_gains if self.auto_wb_method == "gray_world" else white_patch_gains
-        return fn(mosaic, cfa=cfa)
+        if self.auto_wb_method == "gray_world":
+            return gray_world_gains(mosaic, cfa=cfa)
+        if self.auto_wb_method == "white_patch":
+            return white_patch_gains(mosaic, cfa=cfa)
+        return estimated_gains(mosaic, self.auto_wb_method, cfa=cfa)
 
     def forward(
         self,

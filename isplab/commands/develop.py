@@ -130,7 +130,8 @@ Device = Annotated[str, typer.Option(
 Dtype = Annotated[str, typer.Option(
     "--dtype", help="float32, bfloat16 or float16 (CUDA).", rich_help_panel=LEARNED_PANEL)]
 Wb = Annotated[str, typer.Option(
-    help="White balance: camera, auto, white-patch, none, or gains R,G,B.")]
+    help="White balance: camera, auto (the best measured estimator), an estimator (gray-world, "
+    "white-patch, shades-of-gray, gray-edge, gray-edge2, ffcc), none, or gains R,G,B.")]
 DemosaicOpt = Annotated[Demosaic, typer.Option(help="Demosaicing algorithm.")]
 OutputBps = Annotated[int, typer.Option("--output-bps", help="Output bits: 8 or 16.")]
 FormatOpt = Annotated[OutFormat, typer.Option("--format", help="Output file format.")]

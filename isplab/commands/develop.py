@@ -45,6 +45,7 @@ class DevelopWorker:
     overwrite: bool
     max_megapixels: float
     profile: Any = None  # a camera profile (isplab.classic.profile.Profile): levels, camera check
+    look: Any = None  # a look (isplab.classic.look.LookProfile), applied to the developed sRGB
     _isp: Any = field(default=None, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:  # workers build their own pipeline
@@ -67,9 +68,23 @@ class DevelopWorker:
             raw = self.profile.apply_levels(raw)
             warning = self.profile.camera_warning(task.source)
             notes += [f"warning: {warning}"] if warning else []
-        image = isp.postprocess(raw, self.output_bps)
+        if self.look is None:
+            image = isp.postprocess(raw, self.output_bps)
+        else:
+            image = _with_look(isp.postprocess(raw, 16), self.look, self.output_bps)
         write_image(task.target, image, bits=self.output_bps, overwrite=self.overwrite)
         return notes
+
+
+def _with_look(image16, look, bits: int):
+    """A 16-bit develop with ``look`` applied, quantised to ``bits``."""
+    import numpy as np
+
+    from isplab.classic.look import apply_look
+
+    styled = apply_look(image16, look)
+    return (styled * (255.0 if bits == 8 else 65535.0) + 0.5).astype(
+        np.uint8 if bits == 8 else np.uint16)
 
 
 def build_pipeline(isp: str, weights: str | None, onnx: str | None, tile: int | None,
@@ -149,6 +164,10 @@ ProfileOpt = Annotated[Path | None, typer.Option(
     "--profile", help="A camera profile from isplab calibrate: its colour transform and "
     "black offset, and its white balance unless --wb is given (classic and learned ISPs).",
     show_default=False)]
+LookOpt = Annotated[Path | None, typer.Option(
+    "--look", help="A look profile from isplab calibrate --pairs, applied to the developed "
+    "sRGB (it was fitted on a develop with the default tone and gamma options).",
+    show_default=False)]
 
 
 def command(
@@ -159,6 +178,7 @@ def command(
     output_bps: OutputBps = 8, fmt: FormatOpt = OutFormat.png, half_size: HalfSize = False,
     no_auto_bright: NoAutoBright = False, bright: Bright = 1.0, tone: ToneOpt = Tone.none,
     gamma: Gamma = "srgb", denoise: Denoise = 0.0, profile: ProfileOpt = None,
+    look: LookOpt = None,
     max_megapixels: opt.MaxMegapixels = 200.0,
     overwrite: opt.Overwrite = False, jobs: opt.Jobs = None, shard: opt.Shard = None,
     width: opt.Width = None, height: opt.Height = None, bits: opt.Bits = None,
@@ -193,7 +213,7 @@ def command(
                                     white_level),
         mixed=False, output_bps=output_bps, overwrite=overwrite,
         max_megapixels=opt.finite(max_megapixels, "--max-megapixels", low=0, low_open=True),
-        profile=_profile(profile, isp, wb, classic))
+        profile=_profile(profile, isp, wb, classic), look=_look(look))
     inputs = list(inputs or [])
     if not inputs and not sample:
         raise typer.BadParameter("give raw files or folders to develop, or --sample")
@@ -219,6 +239,19 @@ def _profile(path: Path | None, isp: str, wb: str, classic: dict):
         options.pop("user_wb")
     classic.update(options)
     return prof
+
+
+def _look(path: Path | None):
+    """Load ``--look``; a bad file is one ``Invalid value`` line."""
+    if path is None:
+        return None
+    from isplab.classic.look import LookProfile
+    from isplab.errors import IsplabError
+
+    try:
+        return LookProfile.load(path)
+    except IsplabError as exc:
+        raise typer.BadParameter(f"--look: {exc}") from None
 
 
 def _run(worker: DevelopWorker, inputs: list[Path], output: Path, fmt: OutFormat, sample: bool,

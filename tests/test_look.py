@@ -312,3 +312,17 @@ def test_develop_with_look(tmp_path, photos):
                             str(tmp_path / "bad.json")])
     assert r.exit_code == 2 and "not a look profile" in r.output
     assert not (tmp_path / "bad").exists()
+
+
+def test_calibrate_pairs_bad_input_is_one_line(tmp_path):
+    """``isplab calibrate --pairs`` reports a bad folder in one line (exit 1), no traceback."""
+    from typer.testing import CliRunner
+
+    from isplab.cli import app
+
+    (tmp_path / "raws").mkdir()
+    r = CliRunner().invoke(app, ["calibrate", "--pairs", str(tmp_path / "raws"),
+                                 str(tmp_path / "missing"), "-o", str(tmp_path / "l.json")])
+    assert r.exit_code == 1
+    assert "missing" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "l.json").exists()

@@ -87,17 +87,18 @@ def command(
     if sum(modes) != 1:
         raise typer.BadParameter("give one of: RAW (--chart), --patches CSV, --pairs RAWS REFS")
     if pairs is not None:
-        from isplab.commands._look import calibrate_pairs
-
         opt.finite(holdout, "--holdout", low=0, high=1, low_open=True)
-        target = out or Path("look_profile.json")
-        return calibrate_pairs(pairs[0], pairs[1], target, isp.value, holdout, seed, console,
-                               overwrite=overwrite)
-    quad = None if corners is None else opt.floats(corners, "--corners", (8,))
-    reader = opt.reader_overrides(width, height, bits, byte_order, cfa, black_level,
-                                  white_level)
-    limit = opt.finite(max_megapixels, "--max-megapixels", low=0, low_open=True)
+    else:
+        quad = None if corners is None else opt.floats(corners, "--corners", (8,))
+        reader = opt.reader_overrides(width, height, bits, byte_order, cfa, black_level,
+                                      white_level)
+        limit = opt.finite(max_megapixels, "--max-megapixels", low=0, low_open=True)
     try:
+        if pairs is not None:
+            from isplab.commands._look import calibrate_pairs
+
+            return calibrate_pairs(pairs[0], pairs[1], out or Path("look_profile.json"),
+                                   isp.value, holdout, seed, console, overwrite=overwrite)
         job = _measure(source, patches, quad, reader, limit)
         job.outputs(out, overwrite)
         fits = _fit(job.camera_rgb, job.used, transform.value, black_offset, quiet, err)

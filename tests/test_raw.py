@@ -208,7 +208,7 @@ def test_headerless_without_size_says_how(tmp_path):
 def test_headerless_flags_from_the_file_name(tmp_path):
     """``name_1920x1080_12bit_BGGR.raw`` (a common convention for sensor dumps) fills the
     size, bit depth and CFA when no flag is given (issue 20.11)."""
-    from isplab.raw.readers import flags_from_name
+    from isplab.raw.fileinfo import flags_from_name
 
     assert flags_from_name("a_2592x1536_8bit_GRBG.raw") == {
         "width": 2592, "height": 1536, "bit_depth": 8, "cfa": "GRBG"}

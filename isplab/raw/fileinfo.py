@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from isplab.errors import RawReadError, UnsupportedCFAError
+from isplab.errors import InvalidInputError, RawReadError, UnsupportedCFAError
 from isplab.formats import ARRAY_SUFFIXES, HEADERLESS_SUFFIXES
 from isplab.formats import MOSAIC_IMAGE_SUFFIXES as IMAGE_SUFFIXES
 from isplab.raw.cfa import check_pattern, packed_offsets, pattern_from_rawpy
@@ -91,6 +91,26 @@ def route(p: Path, *, width, height, byte_order: str, bit_depth) -> str:
     if suffix in IMAGE_SUFFIXES and not is_dng(p):
         return "image"
     return "libraw"
+
+
+def dispatch(path, readers: dict[str, Callable[..., Any]], *, width, height, byte_order: str,
+             max_megapixels, **overrides) -> Any:
+    """Route ``path`` (:func:`route`) to ``readers[kind]`` with the size limit and the
+    overrides; a headerless reader also gets ``width, height, byte_order``. Errors come out
+    as RawReadError / UnsupportedCFAError naming the file (:func:`read`'s contract, shared
+    by :func:`~isplab.raw.header.read_header`)."""
+    p = Path(path)
+    kind = route(p, width=width, height=height, byte_order=byte_order,
+                 bit_depth=overrides.get("bit_depth"))
+    limit = Limit(max_megapixels, p)
+    try:
+        if kind == "headerless":
+            return readers[kind](p, width, height, byte_order, limit=limit, **overrides)
+        return readers[kind](p, limit=limit, **overrides)
+    except (RawReadError, UnsupportedCFAError):
+        raise
+    except InvalidInputError as exc:
+        raise RawReadError(exc.reason, p) from exc
 
 
 @contextlib.contextmanager

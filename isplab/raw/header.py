@@ -26,6 +26,7 @@ from isplab.raw.fileinfo import (
     Limit,
     array_plan,
     check_npy_shape,
+    dispatch,
     dng_noise_profile,
     headerless_frame,
     image_size,
@@ -35,7 +36,6 @@ from isplab.raw.fileinfo import (
     npy_shape,
     quiet_logger,
     resolve_levels,
-    route,
 )
 from isplab.raw.image import describe
 
@@ -99,23 +99,11 @@ def read_header(
         RawReadError, UnsupportedCFAError: as :func:`~isplab.raw.read`, for what a header
             shows.
     """
-    p = Path(path)
-    kind = route(p, width=width, height=height, byte_order=byte_order, bit_depth=bit_depth)
-    overrides = dict(cfa=cfa, black_level=black_level, white_level=white_level,
-                     bit_depth=bit_depth, wb_gains=wb_gains)
-    limit = Limit(max_megapixels, p)
-    try:
-        if kind == "headerless":
-            return headerless_header(p, width, height, byte_order, limit=limit, **overrides)
-        if kind == "npy":
-            return npy_header(p, limit=limit, **overrides)
-        if kind == "image":
-            return image_header(p, limit=limit, **overrides)
-        return libraw_header_of(p, limit=limit, **overrides)
-    except (RawReadError, UnsupportedCFAError):
-        raise
-    except InvalidInputError as exc:
-        raise RawReadError(exc.reason, p) from exc
+    readers = {"headerless": headerless_header, "npy": npy_header, "image": image_header,
+               "libraw": libraw_header_of}
+    return dispatch(path, readers, width=width, height=height, byte_order=byte_order,
+                    max_megapixels=max_megapixels, cfa=cfa, black_level=black_level,
+                    white_level=white_level, bit_depth=bit_depth, wb_gains=wb_gains)
 
 
 def make_header(path: Path, height: int, width: int, *, file_cfa: str, file_black, file_white,
@@ -270,7 +258,6 @@ def libraw_header_of(path: Path, cfa, black_level, white_level, bit_depth, wb_ga
 
 
 def _libraw_to_header(path, sizes, desc, lib, rawpy, **overrides) -> RawHeader:
-    from isplab.errors import UnsupportedCFAError
 
     if lib is not None and lib["filters"] == 0 and lib["colors"] != 1:
         raise UnsupportedCFAError(

@@ -12,19 +12,17 @@ from pathlib import Path
 
 import numpy as np
 
-from isplab.errors import InvalidInputError, RawReadError, UnsupportedCFAError
+from isplab.errors import RawReadError, UnsupportedCFAError
 from isplab.raw.cfa import packed_offsets
-from isplab.raw.fileinfo import (  # noqa: F401  (re-exported: read's helpers live there)
+from isplab.raw.fileinfo import (
     DEFAULT_MAX_MEGAPIXELS,
-    RAW_SIGNATURES,
     Limit,
     array_plan,
     c_messages,
     check_npy_shape,
+    dispatch,
     dng_noise_profile,
-    flags_from_name,
     headerless_frame,
-    identified_by_size_only,
     image_size,
     is_dng,
     libraw_errors,
@@ -32,8 +30,6 @@ from isplab.raw.fileinfo import (  # noqa: F401  (re-exported: read's helpers li
     npy_shape,
     quiet_logger,
     resolve_levels,
-    route,
-    sidecar_levels,
 )
 from isplab.raw.image import RawImage
 from isplab.raw.levels import normalize_levels
@@ -77,23 +73,11 @@ def read(
         RawReadError: empty, truncated or corrupt file, not raw data, size mismatch, NaN.
         UnsupportedCFAError: X-Trans, Foveon or other non-Bayer sensors.
     """
-    p = Path(path)
-    kind = route(p, width=width, height=height, byte_order=byte_order, bit_depth=bit_depth)
-    overrides = dict(cfa=cfa, black_level=black_level, white_level=white_level,
-                     bit_depth=bit_depth, wb_gains=wb_gains)
-    limit = Limit(max_megapixels, p)
-    try:
-        if kind == "headerless":
-            return _read_headerless(p, width, height, byte_order, limit=limit, **overrides)
-        if kind == "npy":
-            return _read_npy(p, limit=limit, **overrides)
-        if kind == "image":
-            return _read_image_array(p, limit=limit, **overrides)
-        return _read_libraw(p, limit=limit, **overrides)
-    except (RawReadError, UnsupportedCFAError):
-        raise
-    except InvalidInputError as exc:
-        raise RawReadError(exc.reason, p) from exc
+    readers = {"headerless": _read_headerless, "npy": _read_npy, "image": _read_image_array,
+               "libraw": _read_libraw}
+    return dispatch(path, readers, width=width, height=height, byte_order=byte_order,
+                    max_megapixels=max_megapixels, cfa=cfa, black_level=black_level,
+                    white_level=white_level, bit_depth=bit_depth, wb_gains=wb_gains)
 
 
 # ---------------------------------------------------------------- LibRaw

@@ -170,6 +170,32 @@ def test_synthetic_illuminants_lie_on_the_locus():
     assert cc.angular_error(img.reshape(-1, 3).mean(0), light) < 0.5
 
 
+def test_spectral_casts_white_is_the_truth_and_light_shifts_colours():
+    from isplab.synth import spectral
+
+    basis = spectral.reflectance_basis()
+    np.testing.assert_allclose(basis.sum(axis=1), 1.0, atol=1e-4)  # white = flat reflectance
+    # a black body at 2856 K is CIE illuminant A (relative spectra agree)
+    import colour
+
+    a = spectral._values(colour.SDS_ILLUMINANTS["A"])
+    np.testing.assert_allclose(spectral.blackbody(2856) * a.mean() / a, 1.0, atol=0.02)
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        spd, what = spectral.sample_illuminant_spd(rng)
+        sens = spectral.sample_sensitivities(rng)
+        assert spd.shape == sens[:, 0].shape == spectral.WAVELENGTHS.shape and spd.min() >= 0
+        m, white = spectral.cast_matrix(sens, spd)
+        np.testing.assert_allclose(m @ np.ones(3), white, rtol=1e-3)  # white -> the truth
+        assert white[1] == 1 and np.all(white > 0), what
+    warm = spectral.cast_matrix(spectral._nikon(), spectral.blackbody(2800))[1]
+    cool = spectral.cast_matrix(spectral._nikon(), spectral.daylight(9000))[1]
+    assert warm[0] > cool[0] and warm[2] < cool[2]  # tungsten is red, north sky blue
+    img, light, _ = spectral.render_spectral(np.full((8, 8, 3), 0.18), rng, exposure=0.5,
+                                             noise=(0, 0))
+    assert cc.angular_error(img.reshape(-1, 3).mean(0), light) < 0.5
+
+
 # --------------------------------------------------------------------------- the command
 
 

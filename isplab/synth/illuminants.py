@@ -129,6 +129,13 @@ def render_cast(linear_rgb: np.ndarray, camera: Camera, illuminant: np.ndarray,
     """
     cam = np.einsum("ij,hwj->hwi", camera.rgb_to_cam, linear_rgb.astype(np.float64))
     cam = np.maximum(cam, 0.0) * np.asarray(illuminant, dtype=np.float64)
+    return expose(cam, rng, exposure=exposure, noise=noise, bits=bits)
+
+
+def expose(cam: np.ndarray, rng: np.random.Generator, *, exposure: float | None = None,
+           noise: tuple[float, float] | None = None, bits: int = 12) -> np.ndarray:
+    """Camera RGB of a scene (any scale) -> a sensor's reading: exposure, Poisson-Gaussian
+    noise, clipping at 1, ``bits`` quantisation (the arguments of :func:`render_cast`)."""
     top = np.percentile(cam.max(axis=2), 98)
     if exposure is None:
         exposure = rng.uniform(0.4, 1.2)

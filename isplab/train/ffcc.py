@@ -29,16 +29,21 @@ from isplab.errors import InvalidInputError
 log = logging.getLogger(__name__)
 
 PHOTO_FOLDERS = ("wikipedia_photos49", "cbsd68", "bsds500_train_test", "div2k_crops256")
+#: the photos whose own white balance is credible enough to be the ground truth: the BSDS
+#: photos (bsds500_train_test, cbsd68: Corel stock) carry strong casts -- gray world is 11 deg
+#: from their neutral in linear sRGB, against 7.5 for wikipedia_photos49 (white patch 10.3
+#: against 3.4) -- and would teach the model the casts of those photos, not of scenes
+AWB_FOLDERS = ("wikipedia_photos49", "div2k_crops256")
 _SUFFIXES = {".png", ".jpg", ".jpeg"}
 
 
-def training_photos(data_root: str | Path) -> list[Path]:
-    """The 617 training photos under ``data_root`` (``../shared/data``), sorted."""
+def training_photos(data_root: str | Path, folders: Sequence[str] = AWB_FOLDERS) -> list[Path]:
+    """The training photos of ``folders`` under ``data_root`` (``../shared/data``), sorted."""
     root = Path(data_root)
-    paths = sorted(p for f in PHOTO_FOLDERS if (root / f).is_dir()
+    paths = sorted(p for f in folders if (root / f).is_dir()
                    for p in (root / f).iterdir() if p.suffix.lower() in _SUFFIXES)
     if not paths:
-        raise InvalidInputError(f"no training photos in {', '.join(PHOTO_FOLDERS)}", root)
+        raise InvalidInputError(f"no training photos in {', '.join(folders)}", root)
     return paths
 
 
@@ -93,11 +98,31 @@ def _linear_photo(path: Path, max_side: int, rng: np.random.Generator) -> np.nda
     return decode_srgb(t)[0].permute(1, 2, 0).numpy()
 
 
-def make_samples(paths: Sequence[Path], casts: int, seed: int, config: FFCCConfig,
-                 max_side: int = 384, estimators: dict | None = None) -> Samples:
-    """``casts`` renders per photo (a crop, a camera, an illuminant, exposure and noise),
-    featurised; ``estimators`` (name -> function of camera RGB) are run on each render too."""
+def _render(lin: np.ndarray, rng: np.random.Generator, kind: str
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """One cast of linear sRGB: ``spectral`` (:mod:`isplab.synth.spectral`: reflectances,
+    illuminant spectra, camera sensitivities) or ``kries`` (a camera matrix and a von Kries
+    cast in camera RGB, :mod:`isplab.synth.illuminants`). Returns ``(camera RGB, truth)``."""
     from isplab.synth.illuminants import render_cast, sample_camera, sample_illuminant_xy
+    from isplab.synth.spectral import render_spectral
+
+    if kind == "spectral":
+        cam, light, _ = render_spectral(lin, rng)
+        return cam, light
+    if kind != "kries":
+        raise InvalidInputError(f"unknown cast kind {kind!r}: spectral or kries")
+    camera = sample_camera(rng)
+    xy, _ = sample_illuminant_xy(rng)
+    light = camera.illuminant(xy)
+    return render_cast(lin, camera, light, rng), light
+
+
+def make_samples(paths: Sequence[Path], casts: int, seed: int, config: FFCCConfig,
+                 max_side: int = 384, estimators: dict | None = None, kind: str = "spectral"
+                 ) -> Samples:
+    """``casts`` renders per photo (a crop, a light, a camera, exposure and noise: ``kind``
+    as :func:`_render`), featurised; ``estimators`` (name -> function of camera RGB) are run
+    on each render too."""
 
     rng = np.random.default_rng(seed)
     estimators = estimators or {}
@@ -106,10 +131,7 @@ def make_samples(paths: Sequence[Path], casts: int, seed: int, config: FFCCConfi
     for path in paths:
         for _ in range(casts):
             lin = _linear_photo(path, max_side, rng)
-            camera = sample_camera(rng)
-            xy, _ = sample_illuminant_xy(rng)
-            light = camera.illuminant(xy)
-            cam = render_cast(lin, camera, light, rng)
+            cam, light = _render(lin, rng, kind)
             h, c = features(cam, config)
             hists.append(h)
             centers.append(c)

@@ -1,7 +1,8 @@
 """Chart calibration on the real ColorChecker frames of ../shared/data (issue 17.1).
 
-For each frame: ``isplab calibrate RAW`` (transform chosen by leave-one-patch-out), the fit's
-in-sample and leave-one-patch-out mean CIEDE2000, then ``isplab develop RAW --profile`` to a
+For each frame: ``isplab calibrate RAW`` (transform and flat field chosen by
+leave-one-patch-out), the fit's in-sample and leave-one-patch-out mean CIEDE2000, then
+``isplab develop RAW --profile`` (which applies the chart's flat field to that frame) to a
 16-bit PNG, the chart found again in the developed picture and its ΔE2000 measured (exposure
 normalised on the neutral row), against the as-shot develop (``--wb camera``, the file's
 matrix). Run: ``.venv/bin/python benchmarks/calibration.py [--out DIR]``.
@@ -45,6 +46,10 @@ def run(name: str, raw: Path, out: Path) -> dict:
     row = {"frame": name, "kind": doc["kind"], **{
         f"{k} {m}": v[m] for k, v in doc["fit"]["alternatives"].items()
         for m in ("mean_delta_e2000", "loo_mean_delta_e2000")}}
+    flat = doc.get("flat_field") or {}
+    row["flat field"] = bool(flat.get("applied"))
+    row["flat field min gain"] = min(flat["patch_gains"]) if flat else None
+    row["matrix loo (flat field off / on)"] = flat.get("loo_mean_delta_e2000_matrix")
     for label, extra in (("as shot", []), ("profile", ["--profile", str(profile)])):
         folder = out / f"{name}_{label.replace(' ', '_')}"
         subprocess.run([*ISPLAB, "develop", str(raw), "-o", str(folder), "--output-bps", "16",

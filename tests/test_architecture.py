@@ -125,3 +125,41 @@ def test_reading_a_raw_imports_no_torch(tmp_path):
     res = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m.npy")], cwd=ROOT,
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
+
+
+#: run in a fresh interpreter: `isplab develop` through the console entry point, then the
+#: import set of the process
+_DEVELOP_CODE = """
+import sys
+from isplab.cli import main
+sys.argv = ["isplab", "develop", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as exc:
+    assert not exc.code, exc.code
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "kornia", "torchvision")
+               or m.startswith(("isplab.models", "isplab.infer", "isplab.classic.pipeline")))
+assert not heavy, heavy
+"""
+
+
+def test_classic_develop_imports_no_torch(tmp_path):
+    """``isplab develop --isp classic`` with the options of the 16-bit path (camera, user or
+    no white balance, tone, gamma, brightness, 8/16 bits, orientation, a profile's 3x3) runs
+    without torch, kornia or the model zoo (issue 19: start-up time)."""
+    import numpy as np
+
+    from isplab.raw import RawImage, write_dng
+
+    rng = np.random.default_rng(0)
+    raw = RawImage(rng.random((64, 96), dtype=np.float32), cfa="GRBG", wb_gains=(2.0, 1.0, 1.5),
+                   white_level=4095, black_level=(64,) * 4, bit_depth=12, orientation=6)
+    dng = write_dng(tmp_path / "small.dng", raw)
+    out = tmp_path / "out"
+    for options in ([], ["--output-bps", "16", "--format", "tiff", "--tone", "filmic",
+                         "--gamma", "bt709", "--bright", "1.3", "--wb", "1.8,1,1.4"],
+                    ["--wb", "none", "--no-auto-bright", "--tone", "smoothstep", "--overwrite"]):
+        res = subprocess.run([sys.executable, "-c", _DEVELOP_CODE, str(dng), "-o", str(out),
+                              "-q", *options], cwd=ROOT, capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["small.png", "small.tiff"]

@@ -253,3 +253,88 @@ def test_develop_rejects_a_bad_profile(tmp_path):
     assert r.exit_code == 2 and "p.json" in r.output and "not an isplab camera profile" \
         in r.output
     assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------ flat field
+
+#: a made-up chart shading: light falling off downwards and towards the sides
+TRUE_FLAT = np.array([0.1, -0.6, -0.9, -0.4, 0.1])
+
+
+def shaded_chart_raw(cell: int = 48):
+    """chart_raw with every raw pixel multiplied by the TRUE_FLAT surface."""
+    from isplab.classic.flatfield import FlatField
+
+    raw, corners = chart_raw(synthetic_patches(exposure=0.6), cell=cell)
+    h, w = raw.mosaic.shape
+    ff = FlatField(TRUE_FLAT, w, h)
+    ys, xs = np.mgrid[0:h, 0:w]
+    raw.mosaic = (raw.mosaic * ff.gain(xs, ys)).astype(np.float32)
+    return raw, corners
+
+
+def test_flat_field_is_measured_inside_the_patches():
+    raw, corners = shaded_chart_raw()
+    found = find_chart(raw, np.reshape(corners, (4, 2)))
+    np.testing.assert_allclose(found.flat_field.coefficients, TRUE_FLAT, atol=0.03)
+    assert found.shading.max() == pytest.approx(1) and found.shading.min() < 0.7
+    flat = cal.fit_transform(found.camera_rgb / found.shading[:, None], kind="matrix",
+                             black_offset=False)
+    shaded = cal.fit_transform(found.camera_rgb, kind="matrix", black_offset=False)
+    _, ref = cal.reference_chart()
+    inside = ref.min(1) >= 0  # cyan lies outside sRGB (clipped at 0)
+    assert flat.delta_e[inside].mean() < 0.3 < 2 < shaded.mean
+    np.testing.assert_allclose(flat.coefficients, TRUE_M, atol=0.04)
+
+
+def test_even_chart_has_a_flat_flat_field():
+    raw, corners = chart_raw(synthetic_patches(exposure=0.6), cell=48)
+    found = find_chart(raw, np.reshape(corners, (4, 2)))
+    np.testing.assert_allclose(found.flat_field.coefficients, 0, atol=1e-3)
+    np.testing.assert_allclose(found.shading, 1, atol=1e-3)
+
+
+def test_flat_field_profile_round_trip_and_other_frames(tmp_path):
+    from isplab.classic.flatfield import FlatField
+
+    ff = FlatField(TRUE_FLAT, 232, 168, 1.2)
+    doc = {"format": prof.FORMAT, "kind": "matrix", "gains": [2, 1, 1.5], "matrix": TRUE_M.tolist(),
+           "source": {"file": "a.dng", "sha256": "0" * 64},
+           "flat_field": prof.flat_field_dict(ff, np.ones(24), True, {"off": 3.0, "on": 1.0})}
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(doc))
+    loaded = prof.load_profile(path)
+    np.testing.assert_allclose(loaded.flat_field.coefficients, TRUE_FLAT)
+    assert (loaded.flat_field.width, loaded.flat_field.height, loaded.flat_field.scale) == \
+        (232, 168, 1.2) and loaded.source_sha256 == "0" * 64
+    raw = RawImage(np.full((168, 232), 0.5, np.float32), path=tmp_path / "other.npy")
+    np.save(raw.path, raw.mosaic)
+    assert loaded.apply_levels(raw) is raw  # another frame: the chart's shading is not its own
+    doc["flat_field"]["applied"] = False
+    path.write_text(json.dumps(doc))
+    assert prof.load_profile(path).flat_field is None
+
+
+@pytest.mark.slow
+def test_calibrate_and_develop_a_shaded_chart(tmp_path):
+    from isplab.io import read_image
+    from isplab.raw.dng import write_dng
+
+    raw, corners = shaded_chart_raw()
+    dng = write_dng(tmp_path / "chart.dng", raw, make="Acme", model="One")
+    profile = tmp_path / "acme.json"
+    r = _invoke("calibrate", dng, "--corners", ",".join(map(str, corners)), "-o", profile,
+                "--transform", "matrix", "--no-black-offset")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(profile.read_text())
+    assert doc["flat_field"]["applied"] and doc["fit"]["loo_mean_delta_e2000"] < 0.5
+    assert "flat field on" in r.output
+    r = _invoke("develop", dng, "-o", tmp_path / "dev", "--profile", profile, "--no-auto-bright",
+                "--gamma", "linear", "--output-bps", "16")
+    assert r.exit_code == 0, r.output
+    img = read_image(tmp_path / "dev" / "chart.png")[0].permute(1, 2, 0).numpy()
+    cell = 48
+    centres = np.array([img[20 + (i // 6) * cell + cell // 2, 20 + (i % 6) * cell + cell // 2]
+                        for i in range(24)], dtype=np.float64)
+    de, _ = cal.chart_delta_e(centres)
+    assert np.nanmean(de) < 1.0

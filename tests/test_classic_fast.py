@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from isplab.classic import ClassicISP, auto_bright_gain, demosaic_bilinear, fast
+from isplab.classic.light import LightISP, covers
+from isplab.errors import InvalidInputError
 from isplab.io import to_uint
 from isplab.raw import RawImage, mosaic, read
 from isplab.sample import make_sample_raw
@@ -143,3 +145,104 @@ def test_display_lut_does_not_widen_the_whole_frame():
         tracemalloc.stop()
     assert np.array_equal(out, table[image])
     assert peak - out.nbytes < 4 * 8 * _LUT_CHUNK  # a few chunks of int64 indices, not 8x
+
+
+# --- the torch-free develop (issue 19): NumPy display curves, LightISP ------------------------
+
+
+def _torch_display_lut(tone, gamma, gain, output_bps):
+    """The display table as it was built before: the torch display stage on every value."""
+    isp = ClassicISP(tone=tone, gamma=gamma)
+    x = torch.arange(65536, dtype=torch.float64) / 65535.0
+    y = isp._display((x * gain).float()[None, None, None], torch.ones(1))[0, 0, 0]
+    maxv = 255.0 if output_bps == 8 else 65535.0
+    table = (y.clamp(0, 1).double() * maxv + 0.5).floor().numpy()
+    return table.astype(np.uint8 if output_bps == 8 else np.uint16)
+
+
+@pytest.mark.parametrize("tone", ["none", "smoothstep", "filmic"])
+@pytest.mark.parametrize("gamma", [(2.4, 12.92), (2.222, 4.5), (1.0, 1.0), (2.2, 0.0),
+                                   (1.8, 0.5)])
+def test_numpy_display_lut_within_one_lsb_of_the_torch_curves(tone, gamma):
+    """Measured: 8-bit tables equal but for 0-2 of 65536 entries, 16-bit 0-6 entries off by
+    one (torch's SIMD float32 pow vs a correctly rounded one)."""
+    fast.display_lut.cache_clear()
+    for gain in (1.0, 1.7, 3.3):
+        for bps in (8, 16):
+            ours = fast.display_lut(tone, gamma, gain, bps)
+            ref = _torch_display_lut(tone, gamma, gain, bps)
+            diff = np.abs(ours.astype(int) - ref)
+            assert ours.dtype == ref.dtype and diff.max() <= 1
+            assert np.count_nonzero(diff) <= 16
+
+
+def _before(monkeypatch, isp, raw, bps):
+    """``isp.postprocess`` with the torch-built display table (the output before issue 19)."""
+    with monkeypatch.context() as m:
+        m.setattr(fast, "display_lut", _torch_display_lut)
+        return isp.postprocess(raw, bps)
+
+
+@pytest.mark.parametrize("which", ["canon_dng", "sample"])
+def test_outputs_as_before_on_real_raws(which, monkeypatch):
+    """The Canon DNG and the sample: 8-bit output byte-identical to the torch-LUT develop,
+    16-bit within 1 LSB (measured: 8 of 6.0 M values on the DNG, 39 of 0.8 M on the sample)."""
+    raw = read(need(CANON_DNG)) if which == "canon_dng" else make_sample_raw()
+    for options in ({}, {"tone": "filmic", "gamma": (2.222, 4.5)}):
+        light = LightISP(**options)
+        np.testing.assert_array_equal(light.postprocess(raw, 8),
+                                      _before(monkeypatch, ClassicISP(**options), raw, 8))
+        diff = np.abs(light.postprocess(raw, 16).astype(int)
+                      - _before(monkeypatch, ClassicISP(**options), raw, 16))
+        assert diff.max() <= 1 and np.count_nonzero(diff) < 1e-4 * diff.size
+
+
+@pytest.mark.parametrize("options", [
+    {},
+    {"tone": "smoothstep", "gamma": (2.222, 4.5), "bright": 1.4},
+    {"user_wb": (0.8, 1.0, 1.2), "use_auto_wb": True, "no_auto_bright": True},
+    {"use_camera_wb": False, "use_color_matrix": False, "gamma": (1, 1)},
+    {"color_matrix": np.array([[1.5, -0.3, -0.2], [-0.2, 1.4, -0.2], [0.1, -0.5, 1.4]])},
+    {"adjust_maximum_thr": 0.0, "auto_bright_thr": 0.05},
+], ids=["default", "tone", "user_wb", "plain", "profile3x3", "thresholds"])
+@pytest.mark.parametrize("flip", [0, 6])
+def test_light_isp_equals_classic_isp_postprocess(options, flip):
+    raw = photo_raw("GBRG", orientation=flip)
+    assert covers(options)
+    for bps in (8, 16):
+        np.testing.assert_array_equal(LightISP(**options).postprocess(raw, bps),
+                                      ClassicISP(**options).postprocess(raw, bps))
+
+
+def test_light_isp_hands_other_frames_to_classic_isp():
+    no_wb = photo_raw("RGGB", wb=None)  # gray world, estimated in torch
+    odd = RawImage(np.random.default_rng(0).random((33, 48), dtype=np.float32))
+    for raw in (no_wb, odd):
+        np.testing.assert_array_equal(LightISP().postprocess(raw, 8),
+                                      ClassicISP().postprocess(raw, 8))
+
+
+def test_covers_only_the_16_bit_develop():
+    from isplab.classic.color import RootPolynomial
+
+    assert covers({"demosaic_algorithm": "bilinear", "noise": None, "use_camera_wb": True})
+    for options in ({"demosaic_algorithm": "menon2007"}, {"demosaic_algorithm": "malvar2004"},
+                    {"half_size": True}, {"denoise_strength": 0.1},
+                    {"use_auto_wb": True, "auto_wb_method": "gray_world"},
+                    {"color_matrix": RootPolynomial.__new__(RootPolynomial)},
+                    {"demosaicker": lambda *a: None}):
+        assert not covers(options), options
+        with pytest.raises(InvalidInputError):
+            LightISP(**options)
+    with pytest.raises(InvalidInputError, match="tone"):
+        LightISP(tone="sigmoid")
+
+
+def test_display_table_is_built_once_per_options():
+    raw = photo_raw("RGGB")
+    isp = LightISP(no_auto_bright=True, bright=1.25)
+    fast.display_lut.cache_clear()
+    for _ in range(3):
+        isp.postprocess(raw, 8)
+    info = fast.display_lut.cache_info()
+    assert (info.misses, info.hits) == (1, 2)

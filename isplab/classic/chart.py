@@ -48,6 +48,10 @@ class ChartSamples:
             bluish-green, black and white corners.
         method: ``detected`` or ``corners``.
         cell: side of a patch cell in raw pixels.
+        flat_field: the chart's shading (:mod:`isplab.classic.flatfield`) measured from the
+            fall-off inside the patches, or None when too few patches allow it.
+        shading: ``24`` gains of ``flat_field`` at the patch centres (brightest = 1; ones
+            without a flat field): ``camera_rgb / shading[:, None]`` is the flat-fielded chart.
     """
 
     camera_rgb: np.ndarray
@@ -55,6 +59,8 @@ class ChartSamples:
     corners: np.ndarray
     method: str
     cell: float
+    flat_field: object = None
+    shading: np.ndarray | None = None
 
 
 def camera_rgb_image(raw: RawImage) -> np.ndarray:
@@ -203,8 +209,24 @@ def find_chart(raw: RawImage, corners: np.ndarray | None = None) -> ChartSamples
                                 f"is {err:.1f} ΔE2000 from the chart): {hint}", raw.path)
     clipped = frac > 0.01
     log.info("chart %s, cell %.0f px, LS fit %.2f ΔE2000", method, cell_side(quad) * 2, err)
+    ff, shading = chart_flat_field(rgb, quad, ~clipped, raw.mosaic.shape)
     return ChartSamples(np.where(clipped[:, None], np.nan, med), clipped, quad * 2 + 0.5,
-                        method, cell_side(quad) * 2)
+                        method, cell_side(quad) * 2, ff, shading)
+
+
+def chart_flat_field(rgb: np.ndarray, quad: np.ndarray, used: np.ndarray, shape):
+    """The chart's flat field (:func:`isplab.classic.flatfield.estimate` on the slopes inside
+    the inner 30 % of each cell) and its gains at the patch centres (ones when None)."""
+    from isplab.classic import flatfield
+
+    n = int(np.clip(cell_side(quad) * 0.3, 4, 24))
+    centres, slopes, resid, med = flatfield.patch_slopes(
+        rgb, _grid_points(quad, 0.3, n), shape[1], shape[0])
+    ff = flatfield.estimate(centres, slopes, resid, med, used)
+    if ff is None:
+        return None, np.ones(cal.PATCHES)
+    ff.width, ff.height = int(shape[1]), int(shape[0])
+    return ff, flatfield.patch_gains(ff, centres, used)
 
 
 def _check_clipping(clipped: np.ndarray, raw: RawImage) -> None:

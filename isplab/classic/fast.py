@@ -12,24 +12,27 @@ third of the time (``benchmarks/develop_speed.py``):
 3. camera -> linear sRGB matrix with clipping to [0, 1]: ``cv2.transform``;
 4. auto-brightening: the rule of :func:`isplab.classic.auto_bright_gain` (8192-bin histogram,
    a quarter of the pixels above 1 MP);
-5. brightness, tone curve and gamma: one 65536-entry lookup table built by running the torch
-   display stage (:meth:`ClassicISP._display`) on every 16-bit value, so the curves have one
-   definition; applied in row bands on a few threads.
+5. brightness, tone curve and gamma: one 65536-entry lookup table of the NumPy display
+   curves (:mod:`isplab.classic.curves`, within 1 LSB of the torch display stage
+   :meth:`ClassicISP._display`), built once per (tone, gamma, gain, bits) in a process;
+   applied in row bands on a few threads.
 
 The only difference from the float path is the 16-bit rounding of the linear data after
 white balance and after the matrix (LibRaw rounds at the same places): tested to agree with
-``ClassicISP.develop`` to better than 60 dB PSNR on 16-bit output.
+``ClassicISP.develop`` to better than 60 dB PSNR on 16-bit output. Nothing here imports
+torch: ``isplab develop --isp classic`` runs this path without it
+(:class:`isplab.classic.light.LightISP`).
 """
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 
 import cv2
 import numpy as np
-import torch
 
+from isplab.classic import curves
 from isplab.raw.cfa import check_pattern
 
 #: OpenCV names a Bayer pattern by the 2x2 block at (1, 1), not at (0, 0)
@@ -41,7 +44,12 @@ _CV_BAYER = {
 }
 _MAX16 = 65535.0
 _HIST_BINS = 8192
-_THREADS = max(1, min(4, os.cpu_count() or 1))
+
+
+def _threads() -> int:
+    """Threads for the lookup: OpenCV's setting (``--jobs`` workers set 1, so N workers use
+    N cores, not N x cores), at most 4."""
+    return max(1, min(4, cv2.getNumThreads()))
 
 
 def supports(mosaic: np.ndarray) -> bool:
@@ -111,7 +119,7 @@ def apply_lut(table: np.ndarray, image: np.ndarray) -> np.ndarray:
     """``table[image]`` in row bands on a few threads (``np.take`` releases the GIL), each
     band in chunks of about :data:`_LUT_CHUNK` pixels (bounded index memory)."""
     out = np.empty(image.shape, table.dtype)
-    bands = min(_THREADS, max(1, image.shape[0] // 64))
+    bands = min(_threads(), max(1, image.shape[0] // 64))
     edges = np.linspace(0, image.shape[0], bands + 1).astype(int)
     row_pixels = max(1, int(np.prod(image.shape[1:])))
     rows = max(1, _LUT_CHUNK // row_pixels)
@@ -130,25 +138,32 @@ def apply_lut(table: np.ndarray, image: np.ndarray) -> np.ndarray:
     return out
 
 
-def display_lut(display, gain: float, output_bps: int) -> np.ndarray:
-    """The 65536-entry table ``v -> round(display(v / 65535 * gain) * max)`` (uint8/uint16),
-    ``display`` a torch function of linear values (brightness is applied here)."""
-    x = torch.arange(65536, dtype=torch.float64) / _MAX16
-    y = display((x * gain).float()[None, None, None])[0, 0, 0].clamp(0.0, 1.0)
+@lru_cache(maxsize=16)
+def display_lut(tone: str, gamma: tuple[float, float], gain: float, output_bps: int
+                ) -> np.ndarray:
+    """The 65536-entry table ``v -> round(display(v / 65535 * gain) * max)`` (uint8/uint16,
+    read-only): brightness ``gain``, then the ``tone`` curve and ``gamma``
+    (:func:`isplab.classic.curves.display`). Built once per process and arguments."""
+    x = (np.arange(65536, dtype=np.float64) / _MAX16 * float(gain)).astype(np.float32)
+    y = curves.display(x, tone, (float(gamma[0]), float(gamma[1])))
     maxv = 255.0 if output_bps == 8 else _MAX16
-    table = (y.double() * maxv + 0.5).floor().numpy()
-    return table.astype(np.uint8 if output_bps == 8 else np.uint16)
+    table = np.floor(y.astype(np.float64) * maxv + 0.5)
+    table = table.astype(np.uint8 if output_bps == 8 else np.uint16)
+    table.flags.writeable = False
+    return table
 
 
-def develop_uint16(mosaic: np.ndarray, cfa: str, gains, matrix, display, *,
-                   auto_bright: bool, auto_bright_thr: float, bright: float,
-                   output_bps: int, scale: float = 1.0) -> np.ndarray:
+def develop_uint16(mosaic: np.ndarray, cfa: str, gains, matrix, *, tone: str = "none",
+                   gamma: tuple[float, float] = (2.4, 12.92), auto_bright: bool,
+                   auto_bright_thr: float, bright: float, output_bps: int,
+                   scale: float = 1.0) -> np.ndarray:
     """Bilinear develop of one ``H x W`` float32 mosaic in [0, 1] -> ``H x W x 3`` uint8/16.
 
     Args:
         gains: (R, G, B) white balance or None; clipped at white as in the float path.
         matrix: camera -> linear sRGB ``3 x 3`` or None.
-        display: linear -> display values (tone curve and gamma), a torch function.
+        tone, gamma: the display curves (``none``/``smoothstep``/``filmic``, ``(power,
+            slope)``), as :class:`ClassicISP`.
         auto_bright, auto_bright_thr, bright: as :class:`ClassicISP`.
         output_bps: 8 or 16.
         scale: LibRaw's ``adjust_maximum`` factor.
@@ -159,4 +174,4 @@ def develop_uint16(mosaic: np.ndarray, cfa: str, gains, matrix, display, *,
     gain = float(bright)
     if auto_bright:
         gain *= auto_bright_gain_uint16(rgb, auto_bright_thr)
-    return apply_lut(display_lut(display, gain, output_bps), rgb)
+    return apply_lut(display_lut(tone, tuple(gamma), gain, output_bps), rgb)

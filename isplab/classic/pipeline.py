@@ -17,9 +17,14 @@ from torch import nn
 
 from isplab.classic import fast
 from isplab.classic.awb import ESTIMATORS
-from isplab.classic.color import apply_color_matrix, camera_to_srgb_from_xyz
+from isplab.classic.color import apply_color_matrix
 from isplab.classic.demosaic import DEMOSAIC_METHODS, demosaic
 from isplab.classic.denoise import denoise
+from isplab.classic.light import (
+    adjusted_maximum_scale,
+    camera_to_srgb_matrix,
+    develop_fast,
+)
 from isplab.classic.tone import (
     auto_bright_gain,
     filmic,
@@ -42,35 +47,6 @@ log = logging.getLogger(__name__)
 TONE_CURVES = ("none", "smoothstep", "filmic")
 _STRIP_ROWS = 128  # rows per strip for inference (even, so the CFA phase is kept)
 AUTO_WB_METHODS = tuple(ESTIMATORS.names())  # gray_world, white_patch, gray_edge, ffcc, ...
-
-
-def camera_to_srgb_matrix(raw: RawImage) -> tuple[np.ndarray, str]:
-    """The camera -> linear sRGB matrix for ``raw`` and where it came from.
-
-    Prefers the file's own camera -> sRGB matrix (LibRaw's ``rgb_cam``), then one derived
-    from its XYZ -> camera matrix, else identity (with a warning: colours will be the
-    camera's own primaries).
-    """
-    if raw.camera_to_srgb is not None:
-        return raw.camera_to_srgb, "camera_to_srgb"
-    if raw.xyz_to_camera is not None:
-        return camera_to_srgb_from_xyz(raw.xyz_to_camera), "xyz_to_camera"
-    name = raw.path.name if raw.path is not None else "raw image"
-    log.warning("%s has no colour matrix: using identity (camera primaries)", name)
-    return np.eye(3), "identity"
-
-
-def adjusted_maximum_scale(raw: RawImage, threshold: float) -> float:
-    """LibRaw's ``adjust_maximum_thr``: the factor that rescales the normalised mosaic when
-    the data's maximum (in sensor units) lies in ``(threshold * white, white)``; else 1."""
-    if threshold <= 0:
-        return 1.0
-    black = float(np.mean(raw.black_level))
-    span = raw.white_level - black
-    data_max = float(raw.mosaic.max()) * span + black
-    if raw.white_level * threshold < data_max < raw.white_level and data_max > black:
-        return span / (data_max - black)
-    return 1.0
 
 
 class ClassicISP(nn.Module):
@@ -375,15 +351,10 @@ class ClassicISP(nn.Module):
         gains = isp._select_gains(mosaic, raw.cfa, wb)
         if isinstance(gains, torch.Tensor):
             gains = tuple(gains[0].tolist())
-
-        def display(x: torch.Tensor) -> torch.Tensor:
-            return isp._display(x, torch.ones(1))
-
-        out = fast.develop_uint16(
-            raw.mosaic, raw.cfa, gains, matrix, display, auto_bright=not isp.no_auto_bright,
-            auto_bright_thr=isp.auto_bright_thr, bright=isp.bright, output_bps=output_bps,
-            scale=scale)
-        return orient(out, raw.orientation)
+        return develop_fast(raw, gains, matrix, scale, tone=isp.tone, gamma=isp.gamma,
+                            auto_bright=not isp.no_auto_bright,
+                            auto_bright_thr=isp.auto_bright_thr, bright=isp.bright,
+                            output_bps=output_bps)
 
 
 def _copy_with(isp: ClassicISP, **changes) -> ClassicISP:

@@ -8,6 +8,9 @@ A profile says how to turn a raw's camera RGB into linear sRGB::
 with ``T`` a 3x3 matrix (``kind: matrix``) or root-polynomial coefficients
 (``kind: root-polynomial-2|3``, 3 x 6 or 3 x 13, the terms of
 :func:`isplab.classic.calibration.root_polynomial_terms`). Rows of ``T`` sum to 1.
+When the fit used the chart's flat field (``flat_field.applied``), ``camera_rgb`` is first
+divided by its gain; develop does that for the calibrated frame itself only (the shading
+includes the chart's lighting, which other shots do not share).
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ class Profile:
     black_offset: tuple[float, float, float]
     camera: tuple[str, str] | None  # make, model
     path: Path | None = None
+    flat_field: object = None  # isplab.classic.flatfield.FlatField the fit divided by
+    source_sha256: str | None = None  # of the calibrated file (where the flat field holds)
 
     def color_transform(self):
         """The ``color_matrix`` for :class:`~isplab.classic.ClassicISP`: the 3x3 matrix, or
@@ -55,18 +60,40 @@ class Profile:
 
     def apply_levels(self, raw):
         """``raw`` with the profile's black offset subtracted from each CFA site (the same
-        RawImage when the offset is zero)."""
+        RawImage when the offset is zero and there is no flat field to apply). For the
+        calibrated frame itself, the flat field the fit assumed is applied first, scaled by
+        its smallest gain so that nothing exceeds 1:
+        ``k * (mosaic / gain - offset)``, ``k = min(gain)`` (the transform is linear in
+        exposure, so ``k`` only darkens the frame)."""
         off = np.asarray(self.black_offset, dtype=np.float32)
-        if not np.any(off):
+        gain = self._flat_gain(raw)
+        if not np.any(off) and gain is None:
             return raw
         from isplab.raw.cfa import packed_offsets
 
         mosaic = raw.mosaic.copy()
+        if gain is not None:
+            k = float(gain.min())
+            mosaic *= k / gain
+            off = off * np.float32(k)
         for (dy, dx), c in zip(packed_offsets(raw.cfa), (0, 1, 1, 2), strict=True):
             mosaic[dy::2, dx::2] -= off[c]
         np.clip(mosaic, 0.0, 1.0, out=mosaic)
         raw.mosaic = mosaic
         return raw
+
+    def _flat_gain(self, raw) -> np.ndarray | None:
+        """The flat field's ``H x W`` gain when ``raw`` is the calibrated frame, else None."""
+        ff = self.flat_field
+        if ff is None:
+            return None
+        if raw.path is None or raw.mosaic.shape != (ff.height, ff.width) \
+                or sha256(Path(raw.path)) != self.source_sha256:
+            log.info("the profile's flat field is the calibrated frame's: not applied to %s",
+                     raw.path)
+            return None
+        log.info("applying the chart's flat field to %s", raw.path)
+        return ff.frame_gain()
 
     def camera_warning(self, raw_path: Path) -> str | None:
         """A warning naming both cameras when ``raw_path`` was shot by another camera than
@@ -149,6 +176,32 @@ def profile_dict(fit: cal.Fit, camera_rgb: np.ndarray, *, source: dict,
     }
 
 
+def flat_field_dict(ff, shading, applied: bool, choice: dict) -> dict | None:
+    """The profile's ``flat_field`` block (None when the chart gave none)."""
+    if ff is None:
+        return None
+    return {"applied": bool(applied), **ff.to_dict(),
+            "patch_gains": [round(float(g), 4) for g in shading],
+            **({"loo_mean_delta_e2000_matrix": choice} if choice else {}),
+            "develop": "applied to the calibrated frame only (same SHA-256)"}
+
+
+def _load_flat_field(doc: dict, path: Path):
+    block = doc.get("flat_field")
+    if block is None or (isinstance(block, dict) and not block.get("applied")):
+        return None
+    if not isinstance(block, dict):
+        raise InvalidInputError("\"flat_field\" must be an object or null", path)
+    from isplab.classic.flatfield import FlatField
+
+    coef = _numbers(block.get("coefficients"), (5,), "flat_field.coefficients", path)
+    frame = _numbers(block.get("frame"), (2,), "flat_field.frame", path)
+    scale = _numbers([block.get("scale", 1.0)], (1,), "flat_field.scale", path)[0]
+    if np.any(frame < 1) or scale <= 0:
+        raise InvalidInputError("flat_field frame and scale must be positive", path)
+    return FlatField(coef, int(frame[0]), int(frame[1]), float(scale))
+
+
 def load_profile(path: str | Path) -> Profile:
     """Read and check a profile JSON; InvalidInputError naming the file and the problem."""
     path = Path(path)
@@ -176,8 +229,11 @@ def load_profile(path: str | Path) -> Profile:
     cam = doc.get("camera")
     camera = (str(cam.get("make", "")), str(cam.get("model", ""))) \
         if isinstance(cam, dict) else None
+    source = doc.get("source")
+    sha = source.get("sha256") if isinstance(source, dict) else None
     return Profile(kind, tuple(float(g) for g in gains), coef,
-                   tuple(float(v) for v in offset), camera, path)
+                   tuple(float(v) for v in offset), camera, path,
+                   _load_flat_field(doc, path), sha)
 
 
 def _numbers(value, shape, name, path) -> np.ndarray:
@@ -201,10 +257,13 @@ def write_json(path: Path, doc: dict, overwrite: bool) -> None:
 # --------------------------------------------------------------------- patch CSV
 
 
-def patches_csv(camera_rgb: np.ndarray) -> str:
-    """24 rows ``index,name,r,g,b`` (camera RGB; empty values for clipped patches)."""
+def patches_csv(camera_rgb: np.ndarray, flat_fielded: bool = False) -> str:
+    """24 rows ``index,name,r,g,b`` (camera RGB; empty values for clipped patches), after a
+    comment line when the values are divided by the chart's flat field."""
     names, _ = cal.reference_chart()
-    lines = ["index,name,r,g,b"]
+    lines = ["# camera RGB divided by the chart's flat field (the values fitted)"] \
+        if flat_fielded else []
+    lines.append("index,name,r,g,b")
     for i, rgb in enumerate(camera_rgb):
         vals = ",".join("" if not np.isfinite(v) else f"{v:.8g}" for v in rgb)
         lines.append(f"{i + 1},{names[i]},{vals}")

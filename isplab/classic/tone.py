@@ -6,13 +6,11 @@ Spaces: ``exposure`` and the tone curves take *linear* values; ``srgb_gamma`` an
 
 from __future__ import annotations
 
-import math
-from functools import lru_cache
-
 import kornia
 import torch
 
 from isplab.classic._checks import check_image
+from isplab.classic.curves import gamma_params as _gamma_params
 
 
 def exposure(x: torch.Tensor, ev: float | torch.Tensor) -> torch.Tensor:
@@ -68,25 +66,6 @@ def srgb_to_linear(srgb: torch.Tensor) -> torch.Tensor:
 def power_gamma(x: torch.Tensor, gamma: float = 2.2) -> torch.Tensor:
     """Pure power curve ``x ** (1 / gamma)`` (encode); negative input clipped to 0."""
     return x.clamp(min=0.0) ** (1.0 / gamma)
-
-
-@lru_cache(maxsize=32)
-def _gamma_params(power: float, slope: float) -> tuple[float, float, float]:
-    """(linear threshold, exponent, offset) of a dcraw/LibRaw gamma curve ``(power, slope)``.
-
-    Bisects for the toe where the line ``slope * x`` meets the power segment
-    ``(1 + offset) * x ** (1 / power) - offset`` with matching value and derivative, as
-    dcraw's ``gamma_curve`` does.
-    """
-    g0, g1 = 1.0 / power, float(slope)
-    if g1 <= 0 or (g1 - 1) * (g0 - 1) > 0:
-        return 0.0, g0, 0.0
-    bnd = [0.0, 1.0] if g1 >= 1 else [1.0, 0.0]
-    g2 = 0.0
-    for _ in range(48):
-        g2 = (bnd[0] + bnd[1]) / 2
-        bnd[int((math.pow(g2 / g1, -g0) - 1) / g0 - 1 / g2 > -1)] = g2
-    return g2 / g1, g0, g2 * (1 / g0 - 1)
 
 
 def gamma_curve(x: torch.Tensor, power: float = 2.4, slope: float = 12.92) -> torch.Tensor:

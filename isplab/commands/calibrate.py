@@ -21,6 +21,12 @@ class Transform(str, Enum):
     root_polynomial_3 = "root-polynomial-3"
 
 
+class FlatFieldMode(str, Enum):
+    auto = "auto"
+    on = "on"
+    off = "off"
+
+
 class PairsIsp(str, Enum):
     classic = "classic"
     learned = "learned"
@@ -54,6 +60,10 @@ TransformOpt = Annotated[Transform, typer.Option(
     "--transform", help="Colour transform: matrix (3x3), root-polynomial-2|3 (Finlayson et "
     "al. 2015), or auto: matrix or root-polynomial-2, whichever predicts left-out patches "
     "best.")]
+FlatFieldOpt = Annotated[FlatFieldMode, typer.Option(
+    "--flat-field", help="Divide the patches by the chart's shading (vignetting, uneven "
+    "light), measured from the fall-off inside the patches: on, off, or auto: on when it "
+    "lowers the matrix fit's leave-one-patch-out error.")]
 BlackOffset = Annotated[bool, typer.Option(
     "--black-offset/--no-black-offset", help="Also fit a per-channel black-level correction "
     "(wrong black levels, flare).")]
@@ -64,7 +74,8 @@ def command(
     patches: Patches = None, pairs: Pairs = None, isp: IspOpt = PairsIsp.classic,
     holdout: Holdout = 0.25, seed: Seed = 0, out: Out = None,
     transform: TransformOpt = Transform.auto, black_offset: BlackOffset = True,
-    overwrite: opt.Overwrite = False, max_megapixels: opt.MaxMegapixels = 200.0,
+    flat_field: FlatFieldOpt = FlatFieldMode.auto, overwrite: opt.Overwrite = False,
+    max_megapixels: opt.MaxMegapixels = 200.0,
     width: opt.Width = None, height: opt.Height = None, bits: opt.Bits = None,
     byte_order: opt.ByteOrderOpt = None, cfa: opt.Cfa = None, black_level: opt.BlackLevel = None,
     white_level: opt.WhiteLevel = None, quiet: opt.Quiet = False, debug: opt.Debug = False,
@@ -101,7 +112,7 @@ def command(
                                    isp.value, holdout, seed, console, overwrite=overwrite)
         job = _measure(source, patches, quad, reader, limit)
         job.outputs(out, overwrite)
-        fits = _fit(job.camera_rgb, job.used, transform.value, black_offset, quiet, err)
+        fits = _fit(job, transform.value, black_offset, flat_field.value, quiet, err)
         _report(job, fits, console, quiet)
         _write(job, fits, overwrite, err if not quiet else None)
     except (IsplabError, FileExistsError) as exc:
@@ -118,6 +129,14 @@ class _Job:
         self.path, self.camera_rgb, self.used = path, camera_rgb, used
         self.source, self.camera, self.chart = source, camera, chart
         self.profile = self.picture = self.csv = None
+        self.flat_field = self.shading = None  # the chart's (chart.ChartSamples)
+        self.flat = False  # whether the fit used the flat-fielded patches
+        self.flat_choice: dict = {}  # leave-one-out matrix means with / without
+
+    @property
+    def fitted_rgb(self):
+        """The patches the fit used: flat-fielded or as measured."""
+        return self.camera_rgb / self.shading[:, None] if self.flat else self.camera_rgb
 
     def outputs(self, out: Path | None, overwrite: bool) -> None:
         profile = out or Path(f"{self.path.stem}_profile.json")
@@ -150,23 +169,45 @@ def _measure(source, patches, corners, reader, limit) -> _Job:
     chart = {"method": found.method, "cell_pixels": round(found.cell, 1),
              "corners": [[round(float(v), 1) for v in c] for c in found.corners],
              "clipped": [i + 1 for i in np.flatnonzero(found.clipped)]}
-    return _Job(source, found.camera_rgb, ~found.clipped,
-                {"file": source.name, "sha256": prof.sha256(source), "kind": "raw"},
-                prof.camera_identity(source), chart)
+    job = _Job(source, found.camera_rgb, ~found.clipped,
+               {"file": source.name, "sha256": prof.sha256(source), "kind": "raw"},
+               prof.camera_identity(source), chart)
+    job.flat_field, job.shading = found.flat_field, found.shading
+    return job
 
 
-def _fit(camera_rgb, used, transform: str, black_offset: bool, quiet: bool, err) -> list:
+#: ``--flat-field auto`` keeps the flat field when it lowers the matrix fit's
+#: leave-one-patch-out mean by at least this much
+FLAT_FIELD_GAIN = 0.05
+
+
+def _fit(job: _Job, transform: str, black_offset: bool, flat_field: str, quiet: bool,
+         err) -> list:
     """The fits, the chosen one first: ``auto`` picks the lowest leave-one-out mean among
-    matrix and root-polynomial-2; a root-polynomial is compared with the matrix."""
+    matrix and root-polynomial-2; a root-polynomial is compared with the matrix. The flat
+    field (``auto``: compared on the matrix fit) is decided first."""
     from isplab.classic.calibration import calibrate
+
+    def run(kind: str, flat: bool):
+        rgb = job.camera_rgb / job.shading[:, None] if flat else job.camera_rgb
+        label = f"fitting {kind}{' (flat field)' if flat else ''} (leave-one-patch-out)"
+        with err.status(label, spinner="dots") if not quiet else _nothing():
+            return calibrate(rgb, job.used, kind, black_offset=black_offset)
 
     kinds = ["matrix", "root-polynomial-2"] if transform == "auto" else \
         [transform] + (["matrix"] if transform != "matrix" else [])
-    fits = []
-    for kind in kinds:
-        with err.status(f"fitting {kind} (leave-one-patch-out)", spinner="dots") \
-                if not quiet else _nothing():
-            fits.append(calibrate(camera_rgb, used, kind, black_offset=black_offset))
+    done = {}
+    if job.flat_field is None or flat_field == "off":
+        job.flat = False
+    elif flat_field == "on":
+        job.flat = True
+    else:
+        done = {flat: run("matrix", flat) for flat in (False, True)}
+        job.flat_choice = {("on" if k else "off"): round(f.loo_mean, 3)
+                           for k, f in done.items()}
+        job.flat = done[True].loo_mean < done[False].loo_mean - FLAT_FIELD_GAIN
+    fits = [done[job.flat] if kind == "matrix" and job.flat in done else run(kind, job.flat)
+            for kind in kinds]
     if transform == "auto":
         fits.sort(key=lambda f: f.loo_mean)
     return fits
@@ -192,7 +233,7 @@ def _report(job: _Job, fits: list, console, quiet: bool) -> None:
         for col in ("#", "patch", "camera R, G, B", "ΔE2000", "left out"):
             table.add_column(col, justify="right" if col != "patch" else "left")
         for i in range(24):
-            rgb = job.camera_rgb[i]
+            rgb = job.fitted_rgb[i]
             cam = "clipped" if not fit.used[i] else ", ".join(f"{v:.4f}" for v in rgb)
             de = "-" if not fit.used[i] else f"{fit.delta_e[i]:.2f}"
             loo = "-" if not fit.used[i] else f"{fit.loo_delta_e[i]:.2f}"
@@ -202,6 +243,12 @@ def _report(job: _Job, fits: list, console, quiet: bool) -> None:
         mark = "*" if f is fit else " "
         console.print(f"{mark} {f.kind:18s} mean ΔE2000 {f.mean:.2f} in-sample, "
                       f"{f.loo_mean:.2f} leave-one-patch-out", highlight=False)
+    if job.flat_field is not None:
+        choice = ", ".join(f"{k} {v:.2f}" for k, v in job.flat_choice.items())
+        shading = float(job.shading[fit.used].min())
+        console.print(f"  flat field {'on' if job.flat else 'off'} (the chart's shading: "
+                      f"{shading:.2f} .. 1{'; matrix left out: ' + choice if choice else ''})",
+                      highlight=False)
     matrix = next((f for f in fits if f.kind == "matrix"), None)
     if matrix is not None and fit is not matrix:
         console.print(f"  {fit.kind} gains {matrix.loo_mean - fit.loo_mean:+.2f} ΔE2000 "
@@ -215,13 +262,15 @@ def _write(job: _Job, fits: list, overwrite: bool, err) -> None:
     fit = fits[0]
     alternatives = {f.kind: {"mean_delta_e2000": round(f.mean, 3),
                              "loo_mean_delta_e2000": round(f.loo_mean, 3)} for f in fits}
-    doc = prof.profile_dict(fit, job.camera_rgb, source=job.source, camera=job.camera,
+    doc = prof.profile_dict(fit, job.fitted_rgb, source=job.source, camera=job.camera,
                             chart=job.chart, alternatives=alternatives)
-    picture = prof.chart_picture(fit, job.camera_rgb)
+    doc["flat_field"] = prof.flat_field_dict(job.flat_field, job.shading, job.flat,
+                                             job.flat_choice)
+    picture = prof.chart_picture(fit, job.fitted_rgb)
     prof.write_json(job.profile, doc, overwrite)
     write_image(job.picture, picture, overwrite=overwrite)
     if job.csv is not None:
-        text = prof.patches_csv(job.camera_rgb)
+        text = prof.patches_csv(job.fitted_rgb, flat_fielded=job.flat)
         atomic_write(job.csv, lambda tmp: Path(tmp).write_text(text), overwrite=overwrite)
     if err is not None:
         written = ", ".join(str(p) for p in (job.profile, job.picture, job.csv) if p)

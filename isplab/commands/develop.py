@@ -89,14 +89,19 @@ def _with_look(image16, look, bits: int):
 
 def build_pipeline(isp: str, weights: str | None, onnx: str | None, tile: int | None,
                    overlap: int | None, device: str, dtype: str, classic: dict[str, Any]):
-    """The developer: ClassicISP, the hybrid ISP (``learned`` or ``--demosaic learned``) or
-    a blind zoo model (name + weights, weights file, run folder, ONNX file)."""
+    """The developer: LightISP (the classical options the torch-free 16-bit path covers),
+    ClassicISP, the hybrid ISP (``learned`` or ``--demosaic learned``) or a blind zoo model
+    (name + weights, weights file, run folder, ONNX file)."""
     if isp in ("classic", "learned") and onnx is None:
         if isp == "learned" or classic.get("demosaic_algorithm") == "learned":
             from isplab.infer.hybrid import hybrid_isp
 
             return hybrid_isp(weights, tile=tile, overlap=overlap, device=device, dtype=dtype,
                               **classic)
+        from isplab.classic.light import LightISP, covers
+
+        if covers(classic):  # the 16-bit OpenCV develop: no torch in this process
+            return LightISP(**classic)
         from isplab.classic.pipeline import ClassicISP
 
         return ClassicISP(**classic)

@@ -49,7 +49,12 @@ _WHITE_XYZ = SRGB_TO_XYZ @ np.ones(3)  # D65, Y = 1
 @functools.lru_cache(maxsize=1)
 def reference_chart() -> tuple[tuple[str, ...], np.ndarray]:
     """The patch names and their linear sRGB (D65, white Y = 1) reference values, ``24 x 3``."""
-    import colour
+    try:
+        import colour
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise InvalidInputError("colour calibration needs colour-science (the X-Rite reference "
+                                "values): pip install -c constraints.txt 'isplab[calibrate]'"
+                                ) from exc
 
     from isplab.raw.matrices import XYZ_TO_SRGB
 

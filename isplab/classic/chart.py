@@ -90,7 +90,12 @@ def _detection_image(rgb: np.ndarray, gains) -> np.ndarray:
 def detect_quads(rgb: np.ndarray, gains=None) -> list[np.ndarray]:
     """Candidate chart quadrilaterals (``4 x 2`` (x, y) in ``rgb``'s pixels) found by
     ``colour-checker-detection``; the frame as it is first, then turned by 90 degrees."""
-    import colour_checker_detection as ccd
+    try:
+        import colour_checker_detection as ccd
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise InvalidInputError("finding a ColorChecker needs colour-checker-detection: pip "
+                                "install --no-deps -r requirements-nodeps.txt (or give "
+                                "--patches)") from exc
 
     image = _detection_image(rgb, gains)
     h, w = image.shape[:2]

@@ -163,3 +163,43 @@ def test_classic_develop_imports_no_torch(tmp_path):
                               "-q", *options], cwd=ROOT, capture_output=True, text=True)
         assert res.returncode == 0, res.stderr
     assert sorted(p.name for p in out.iterdir()) == ["small.png", "small.tiff"]
+
+
+def test_no_package_name_is_both_a_submodule_and_a_function():
+    """A package attribute ``f`` (a function) is lost when a submodule also named ``f`` is
+    first imported later (the import binds the module over it): isplab.synth's ``degrade``
+    and isplab.classic's lazily exported ``demosaic``/``denoise`` were shadowed this way."""
+    clashes = []
+    for init in PACKAGE.rglob("__init__.py"):
+        subs = {p.stem for p in init.parent.glob("*.py")} | {
+            p.name for p in init.parent.iterdir() if (p / "__init__.py").is_file()}
+        tree = ast.parse(init.read_text())
+        exported = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                exported |= {a.asname or a.name for a in node.names}
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                exported.add(node.value)  # names listed in __all__ / lazy export tables
+        for name in sorted(exported & subs - {"__init__"}):
+            module = f"{_module_name(init)}.{name}"
+            # safe: ``from pkg.f import f`` at import time (the submodule is loaded first and
+            # the function bound over it for good); unsafe: ``f`` from another module, or
+            # lazily (PEP 562), while the submodule ``f`` may be imported later
+            from_elsewhere = any(
+                isinstance(n, ast.ImportFrom) and n.module not in (None, module)
+                and any((a.asname or a.name) == name for a in n.names) for n in tree.body)
+            if from_elsewhere or name in _lazy_names(tree):
+                clashes.append(module)
+    assert not clashes, f"rename these submodules (a function has their name): {clashes}"
+
+
+def _lazy_names(tree: ast.Module) -> set[str]:
+    """Names in a PEP 562 export table ``_EXPORTS = {module: (name, ...)}``."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "_EXPORTS" for t in node.targets):
+            for value in getattr(node.value, "values", []):
+                names |= {e.value for e in getattr(value, "elts", [])
+                          if isinstance(e, ast.Constant)}
+    return names

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS = {
     "isplab.classic.color": ("SRGB_TO_XYZ", "XYZ_TO_SRGB", "apply_color_matrix",
                              "camera_to_srgb_from_xyz", "xyz_from_camera_to_srgb"),
-    "isplab.classic.demosaic": ("DEMOSAIC_METHODS", "demosaic", "demosaic_bilinear",
+    "isplab.classic.demosaicking": ("DEMOSAIC_METHODS", "demosaic", "demosaic_bilinear",
                                 "demosaic_malvar2004", "demosaic_menon2007"),
-    "isplab.classic.denoise": ("denoise",),
+    "isplab.classic.denoising": ("denoise",),
     "isplab.classic.histogram": ("clahe", "equalize_channel", "histogram_equalize"),
     "isplab.classic.pipeline": ("ClassicISP", "camera_to_srgb_matrix"),
     "isplab.classic.tone": ("auto_bright_gain", "exposure", "filmic", "gamma_curve",
@@ -61,14 +61,14 @@ if TYPE_CHECKING:  # what static tools see
         camera_to_srgb_from_xyz,
         xyz_from_camera_to_srgb,
     )
-    from isplab.classic.demosaic import (  # noqa: F401
+    from isplab.classic.demosaicking import (  # noqa: F401
         DEMOSAIC_METHODS,
         demosaic,
         demosaic_bilinear,
         demosaic_malvar2004,
         demosaic_menon2007,
     )
-    from isplab.classic.denoise import denoise  # noqa: F401
+    from isplab.classic.denoising import denoise  # noqa: F401
     from isplab.classic.histogram import (  # noqa: F401
         clahe,
         equalize_channel,

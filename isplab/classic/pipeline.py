@@ -18,8 +18,8 @@ from torch import nn
 from isplab.classic import fast
 from isplab.classic.awb import ESTIMATORS
 from isplab.classic.color import apply_color_matrix
-from isplab.classic.demosaic import DEMOSAIC_METHODS, demosaic
-from isplab.classic.denoise import denoise
+from isplab.classic.demosaicking import DEMOSAIC_METHODS, demosaic
+from isplab.classic.denoising import denoise
 from isplab.classic.light import (
     adjusted_maximum_scale,
     camera_to_srgb_matrix,

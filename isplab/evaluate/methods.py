@@ -252,7 +252,7 @@ def denoise_after(method: Method, denoiser: str) -> Method:
         if noise.shot == 0 and noise.read == 0:
             return rgb
         if denoiser == "bilateral":
-            from isplab.classic.denoise import denoise
+            from isplab.classic.denoising import denoise
 
             level = noise.std_at(float(rgb.mean()))
             return denoise(rgb, 2.0 * level).clamp(0, 1)

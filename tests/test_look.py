@@ -194,6 +194,7 @@ def test_calibrate_pairs_rgb_end_to_end(tmp_path, photos):
 
 def test_calibrate_pairs_from_raws(tmp_path, photos):
     """Mosaic .npy raws developed by the classic ISP; references = a look of that develop."""
+    from isplab.classic.light import LightISP
     from isplab.classic.pipeline import ClassicISP
     from isplab.commands._look import Developer, calibrate_pairs, is_developed
 
@@ -213,7 +214,7 @@ def test_calibrate_pairs_from_raws(tmp_path, photos):
         assert not is_developed(path)
         dev = develop(path)
         _write_rgb(tmp_path / "ref" / f"r{i}.png", look(dev))
-    assert isinstance(develop.pipeline(), ClassicISP)
+    assert isinstance(develop.pipeline(), (ClassicISP, LightISP))  # the classical develop
     console = _console()
     calibrate_pairs(tmp_path / "raw", tmp_path / "ref", tmp_path / "look.json", holdout=0.34,
                     seed=1, console=console)

@@ -113,7 +113,7 @@ def test_the_noise_map_follows_the_gains_and_profile():
             seen["x"] = x.clone()
             return torch.zeros(1, 3, 2 * x.shape[-2], 2 * x.shape[-1])
 
-    stage = LearnedDemosaic(Spy(), device="cpu", tile=10**6)
+    stage = LearnedDemosaic(Spy(), device="cpu", tile=10**6, backend="torch")  # a spy
     m = torch.full((1, 1, 8, 8), 0.5)
     stage(m, "RGGB", (2.0, 1.0, 1.5), NoiseProfile(0.01, 1e-4))
     x = seen["x"]

@@ -41,7 +41,17 @@ Modules: :mod:`.options` (:class:`AlignOptions`), :mod:`.results` (result types,
 
 from __future__ import annotations
 
-from isplab.data.align.dataset import PATCH_COLUMNS, align_dataset, pair_files
+from isplab.data.align.dataset import (
+    PATCH_COLUMNS,
+    align_dataset,
+    align_one,
+    duplicate_stems,
+    pair_files,
+    prepare_dataset,
+    summary_names,
+    unpaired_entries,
+    write_summary,
+)
 from isplab.data.align.flow import (
     noise_level,
     predicted_flow_std,
@@ -75,17 +85,23 @@ __all__ = [
     "AlignmentError",
     "PatchScore",
     "align_dataset",
+    "align_one",
     "align_pair",
     "apply_colour_transform",
+    "duplicate_stems",
     "fit_colour_transform",
     "global_homography",
     "match_histogram",
     "noise_level",
     "pair_files",
     "predicted_flow_std",
+    "prepare_dataset",
     "raw_preview",
     "reference_at_raw_scale",
     "refine_ecc",
     "residual_flow",
     "smooth_flow_model",
+    "summary_names",
+    "unpaired_entries",
+    "write_summary",
 ]

@@ -170,19 +170,34 @@ def _publish(out: Path, stem: str, result: AlignResult, raw: RawImage, phone: Pa
     return ids
 
 
-def _align_entry(phone: Path, ref: Path, out: Path, patch: int, seen: dict[str, Path],
-                 rows: list[dict[str, Any]], *, overwrite: bool, raw_options: dict | None,
-                 align_options: dict[str, Any]) -> dict[str, Any]:
-    """Align and write one pair; returns its summary entry (status ``aligned`` or
-    ``failed`` with the error) and appends its patches to ``rows``."""
+def duplicate_stems(pairs: Sequence[tuple[Path, Path]]) -> dict[Path, Path]:
+    """Phone raws whose stem an earlier phone raw of ``pairs`` has (their patch ids would
+    collide) -> that first phone raw."""
+    first: dict[str, Path] = {}
+    dups = {}
+    for phone, _ in pairs:
+        if phone.stem in first:
+            dups[phone] = first[phone.stem]
+        else:
+            first[phone.stem] = phone
+    return dups
+
+
+def align_one(phone: Path, ref: Path, out: Path, patch: int, *,
+              duplicate_of: Path | None = None, overwrite: bool = False,
+              raw_options: dict | None = None, **align_options: Any
+              ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Align and write one pair into the dataset folder ``out``; returns its summary entry
+    (status ``aligned``, or ``failed`` with the error: never raises for a bad pair) and
+    its ``patches.csv`` rows. Pairs are independent: run them in any order or process."""
     stem = phone.stem
     entry: dict[str, Any] = {"pair": stem, "phone": str(phone), "reference": str(ref)}
+    rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     try:
-        if stem in seen:
-            raise InvalidInputError(f"another phone raw has the same name ({seen[stem]}): "
+        if duplicate_of is not None:
+            raise InvalidInputError(f"another phone raw has the same name ({duplicate_of}): "
                                     "patch ids would collide", phone)
-        seen[stem] = phone
         old = _existing(out, stem)
         if old and not overwrite:
             raise IsplabError(f"{len(old)} files of this pair exist in {out} (use "
@@ -194,7 +209,7 @@ def _align_entry(phone: Path, ref: Path, out: Path, patch: int, seen: dict[str, 
                      rejected=_count_reasons(res.patches),
                      homography=[[float(v) for v in r] for r in res.homography],
                      stats=res.stats)
-        rows += [{"pair": stem, **_row(s)} for s in res.patches]
+        rows = [{"pair": stem, **_row(s)} for s in res.patches]
     except (IsplabError, OSError, cv2.error) as exc:
         msg = str(exc) if isinstance(exc, IsplabError) else \
             f"{phone}: {exc.__class__.__name__}: {str(exc).strip().splitlines()[-1]}"
@@ -202,7 +217,23 @@ def _align_entry(phone: Path, ref: Path, out: Path, patch: int, seen: dict[str, 
             msg = f"{phone}: {msg}"
         entry.update(status="failed", error=msg)
     entry["seconds"] = round(time.perf_counter() - t0, 3)
-    return entry
+    return entry, rows
+
+
+def prepare_dataset(out: str | Path) -> Path:
+    """Create the dataset folder ``out`` and its ``raw/``, ``rgb/``, ``meta/``."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InvalidInputError("exists and is not a folder", out)
+    for sub in _SUBDIRS:
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def unpaired_entries(lonely: Sequence[tuple[Path, str]]) -> list[dict[str, Any]]:
+    """The failed summary entries of the files :func:`pair_files` could not pair."""
+    return [{"phone": str(path), "reference": None, "status": "failed",
+             "error": f"{path}: {reason}"} for path, reason in lonely]
 
 
 def align_dataset(
@@ -233,7 +264,8 @@ def align_dataset(
     first, then are moved into place); a pair that fails is reported and nothing of it is
     written. Existing patches of a pair are kept (the pair is reported as failed) unless
     ``overwrite``. ``patches.csv`` and ``summary.json`` describe this run and replace older
-    ones.
+    ones. (``isplab align --jobs/--shard`` runs the same pieces, :func:`align_one` per pair,
+    in worker processes or on part of the pairs.)
 
     Args:
         phones, references: files; paired by ``pair_by`` (``"name"``: same stem,
@@ -248,46 +280,64 @@ def align_dataset(
     Returns:
         The summary (also written to ``summary.json``).
     """
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InvalidInputError("exists and is not a folder", out)
-    for sub in _SUBDIRS:
-        (out / sub).mkdir(parents=True, exist_ok=True)
+    out = prepare_dataset(out)
     pairs, lonely = pair_files([Path(p) for p in phones], [Path(r) for r in references],
                                pair_by)
-    entries: list[dict[str, Any]] = [
-        {"phone": str(path), "reference": None, "status": "failed", "error": f"{path}: {reason}"}
-        for path, reason in lonely]
+    dups = duplicate_stems(pairs)
+    entries = unpaired_entries(lonely)
     rows: list[dict[str, Any]] = []
-    seen: dict[str, Path] = {}
     for phone, ref in pairs:
-        entry = _align_entry(phone, ref, out, patch, seen, rows, overwrite=overwrite,
-                             raw_options=raw_options, align_options=align_options)
+        entry, pair_rows = align_one(phone, ref, out, patch, duplicate_of=dups.get(phone),
+                                     overwrite=overwrite, raw_options=raw_options,
+                                     **align_options)
         entries.append(entry)
+        rows += pair_rows
         if progress is not None:
             progress(phone.stem, entry)
+    return write_summary(out, len(pairs), entries, rows,
+                         {"patch": patch, "pair_by": pair_by, **align_options})
+
+
+def summary_names(shard: tuple[int, int] | None = None) -> tuple[str, str]:
+    """``(summary.json, patches.csv)``, or ``summary-K-of-N.json`` and ``patches-K-of-N.csv``
+    for shard K of N (the shards of a run write into one folder side by side)."""
+    if shard is None:
+        return "summary.json", "patches.csv"
+    tag = f"{shard[0]}-of-{shard[1]}"
+    return f"summary-{tag}.json", f"patches-{tag}.csv"
+
+
+def write_summary(out: Path, n_pairs: int, entries: list[dict[str, Any]],
+                  rows: list[dict[str, Any]], parameters: dict[str, Any],
+                  shard: tuple[int, int] | None = None) -> dict[str, Any]:
+    """The run's summary from its entries (pairs in input order), written with the patch
+    rows to :func:`summary_names` in ``out``; returns the summary."""
     aligned = [e for e in entries if e["status"] == "aligned"]
     summary = {
-        "pairs": len(pairs),
+        "pairs": n_pairs,
         "aligned": len(aligned),
         "failed": len(entries) - len(aligned),
         "patches": sum(e["patches"] for e in aligned),
         "accepted": sum(e["accepted"] for e in aligned),
-        "parameters": _jsonable({"patch": patch, "pair_by": pair_by, **align_options}),
+        "parameters": _jsonable(parameters),
         "entries": entries,
     }
-    _write_outputs(out, rows, summary)
+    if shard is not None:
+        summary["shard"] = f"{shard[0]}/{shard[1]}"
+    _write_outputs(out, rows, summary, *summary_names(shard))
     return summary
 
 
-def _write_outputs(out: Path, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+def _write_outputs(out: Path, rows: list[dict[str, Any]], summary: dict[str, Any],
+                   summary_name: str = "summary.json", patches_name: str = "patches.csv"
+                   ) -> None:
     """Write ``patches.csv`` and ``summary.json`` (each replaced atomically)."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=PATCH_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    _write_text(out / "patches.csv", buf.getvalue())
-    _write_text(out / "summary.json", json.dumps(_jsonable(summary), indent=1))
+    _write_text(out / patches_name, buf.getvalue())
+    _write_text(out / summary_name, json.dumps(_jsonable(summary), indent=1))
 
 
 def _row(s: PatchScore) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
@@ -189,6 +190,9 @@ def align_pair(
         TypeError: an override names no option.
     """
     opts = AlignOptions.resolve(options, overrides)
+    # OpenCV's global RNG (RANSAC) starts from one seed for every pair: a pair aligns the
+    # same whatever ran before it in this process (isplab align --jobs N / --shard K/N)
+    cv2.setRNGSeed(0)
     clock = _StageClock()
     raw = _as_raw(phone_raw, opts.raw_options)
     ref_rgb, ref_path = _as_reference(reference)

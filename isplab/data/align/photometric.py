@@ -23,7 +23,7 @@ def raw_preview(raw: RawImage) -> np.ndarray:
         ``H//2 x W//2 x 3`` float32 sRGB in [0, 1].
     """
     # imported here: isplab.classic loads kornia, which the rest of the alignment never needs
-    from isplab.classic import apply_white_balance, gray_world_gains, srgb_gamma
+    from isplab.classic import gray_world_gains
 
     packed = raw.packed()[0].numpy()
     planes = []
@@ -33,11 +33,19 @@ def raw_preview(raw: RawImage) -> np.ndarray:
                                      flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                      borderMode=cv2.BORDER_REPLICATE))
     rgb = np.stack([planes[0], 0.5 * (planes[1] + planes[2]), planes[3]])
-    t = torch.from_numpy(rgb)[None]
-    gains = raw.wb_gains if raw.wb_gains is not None else gray_world_gains(t)[0].tolist()
-    t = apply_white_balance(t, gains)
-    t = t * (0.18 / max(float(t.mean()), 1e-6))
-    out = srgb_gamma(t.clamp(0, 1))[0].permute(1, 2, 0).numpy()
+    # NumPy, not torch, from here: torch splits elementwise ops into per-thread chunks whose
+    # edges may round differently, and a 1-ulp change moves SIFT/ECC; the preview (so the
+    # alignment and the patch files) must not depend on the thread count (align --jobs N)
+    if raw.wb_gains is not None:
+        gains = raw.wb_gains
+    else:
+        t = torch.from_numpy(rgb)[None].double()
+        gains = [float(f"{g:.9g}") for g in gray_world_gains(t)[0].tolist()]
+    rgb = rgb * np.asarray(gains, np.float32)[:, None, None]
+    rgb = rgb * np.float32(0.18 / max(float(np.mean(rgb, dtype=np.float64)), 1e-6))
+    lin = np.clip(rgb, 0, 1).transpose(1, 2, 0)
+    out = np.where(lin > 0.0031308,
+                   1.055 * np.power(np.maximum(lin, 0.0031308), 1 / 2.4) - 0.055, 12.92 * lin)
     return np.ascontiguousarray(out, dtype=np.float32)
 
 

@@ -64,3 +64,18 @@ def test_onnxruntime_equals_torch_on_odd_sizes(tile):
     assert ort.runner() is session  # built once, reused for every file
     clone = pickle.loads(pickle.dumps(ort))  # --jobs workers: the session is rebuilt there
     assert clone._runner is None and torch.equal(clone(*args), out)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--backend", "nope"], "--backend must be auto, torch or onnxruntime"),
+    (["--isp", "learned", "--onnx", "x.onnx"], "--onnx runs a blind zoo ISP"),
+])
+def test_develop_backend_options_are_checked_up_front(tmp_path, args, message):
+    """A bad --backend, or --onnx with the hybrid ISP, is one usage line (exit 2), no work."""
+    from typer.testing import CliRunner
+
+    from isplab.cli import app
+
+    r = CliRunner().invoke(app, ["develop", "--sample", "-o", str(tmp_path / "out"), *args])
+    assert r.exit_code == 2 and message in " ".join(r.output.split())
+    assert not list((tmp_path / "out").glob("*.png")) if (tmp_path / "out").exists() else True

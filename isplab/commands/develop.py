@@ -88,16 +88,22 @@ def _with_look(image16, look, bits: int):
 
 
 def build_pipeline(isp: str, weights: str | None, onnx: str | None, tile: int | None,
-                   overlap: int | None, device: str, dtype: str, classic: dict[str, Any]):
+                   overlap: int | None, device: str, dtype: str, classic: dict[str, Any],
+                   backend: str = "auto"):
     """The developer: LightISP (the classical options the torch-free 16-bit path covers),
-    ClassicISP, the hybrid ISP (``learned`` or ``--demosaic learned``) or a blind zoo model
-    (name + weights, weights file, run folder, ONNX file)."""
+    ClassicISP, the hybrid ISP (``learned`` or ``--demosaic learned``; its learned stage on
+    ``backend``) or a blind zoo model (name + weights, weights file, run folder, ONNX file)."""
+    hybrid = isp == "learned" or classic.get("demosaic_algorithm") == "learned"
+    if hybrid and onnx is not None:
+        raise typer.BadParameter("--onnx runs a blind zoo ISP exported with isplab export; the "
+                                 "hybrid ISP (--isp learned) runs its learned stage in "
+                                 "onnxruntime itself (--backend)")
     if isp in ("classic", "learned") and onnx is None:
-        if isp == "learned" or classic.get("demosaic_algorithm") == "learned":
+        if hybrid:
             from isplab.infer.hybrid import hybrid_isp
 
             return hybrid_isp(weights, tile=tile, overlap=overlap, device=device, dtype=dtype,
-                              **classic)
+                              backend=backend, **classic)
         from isplab.classic.light import LightISP, covers
 
         if covers(classic):  # the 16-bit OpenCV develop: no torch in this process
@@ -111,9 +117,12 @@ def build_pipeline(isp: str, weights: str | None, onnx: str | None, tile: int | 
                        device=device, dtype=dtype)
 
 
-def _check_device(device: str, dtype: str) -> None:
+def _check_device(device: str, dtype: str, backend: str = "auto") -> None:
     import re
 
+    if backend not in ("auto", "torch", "onnxruntime"):  # isplab.infer.backends.BACKENDS
+        raise typer.BadParameter(f"--backend must be auto, torch or onnxruntime, got "
+                                 f"{backend!r}")
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
         raise typer.BadParameter(f"--device must be auto, cpu or cuda[:i], got {device!r}")
     if dtype not in ("float32", "bfloat16", "float16"):
@@ -147,6 +156,10 @@ Overlap = Annotated[int | None, typer.Option(
     rich_help_panel=LEARNED_PANEL, show_default=False)]
 Device = Annotated[str, typer.Option(
     "--device", help="auto, cpu or cuda[:i].", rich_help_panel=LEARNED_PANEL)]
+Backend = Annotated[str, typer.Option(
+    "--backend", help="The hybrid ISP's learned stage on: auto (onnxruntime on the CPU when "
+    "installed, else torch), torch or onnxruntime; $ISPLAB_BACKEND sets the default.",
+    rich_help_panel=LEARNED_PANEL)]
 Dtype = Annotated[str, typer.Option(
     "--dtype", help="float32, bfloat16 or float16 (CUDA).", rich_help_panel=LEARNED_PANEL)]
 Wb = Annotated[str, typer.Option(
@@ -178,7 +191,7 @@ LookOpt = Annotated[Path | None, typer.Option(
 def command(
     inputs: Inputs = None, output: opt.OutputDir = ..., sample: Sample = False,
     isp: Isp = "classic", weights: Weights = None, noise: Noise = None, onnx: Onnx = None,
-    tile: Tile = None, overlap: Overlap = None, device: Device = "auto",
+    tile: Tile = None, overlap: Overlap = None, device: Device = "auto", backend: Backend = "auto",
     dtype: Dtype = "float32", wb: Wb = "camera", demosaic: DemosaicOpt = Demosaic.bilinear,
     output_bps: OutputBps = 8, fmt: FormatOpt = OutFormat.png, half_size: HalfSize = False,
     no_auto_bright: NoAutoBright = False, bright: Bright = 1.0, tone: ToneOpt = Tone.none,
@@ -203,7 +216,7 @@ def command(
     if fmt is OutFormat.jpg and output_bps == 16:
         raise typer.BadParameter("JPEG is 8-bit only: use --format png or tiff with "
                                  "--output-bps 16")
-    _check_device(device, dtype)
+    _check_device(device, dtype, backend)
     classic = dict(
         demosaic_algorithm=demosaic.value, half_size=half_size, no_auto_bright=no_auto_bright,
         bright=opt.finite(bright, "--bright", low=0, low_open=True, high=1e4),
@@ -213,7 +226,7 @@ def command(
     worker = DevelopWorker(
         pipeline=dict(isp=isp, weights=None if weights is None else str(weights),
                       onnx=None if onnx is None else str(onnx), tile=tile, overlap=overlap,
-                      device=device, dtype=dtype, classic=classic),
+                      device=device, dtype=dtype, classic=classic, backend=backend),
         reader=opt.reader_overrides(width, height, bits, byte_order, cfa, black_level,
                                     white_level),
         mixed=False, output_bps=output_bps, overwrite=overwrite,

@@ -173,7 +173,10 @@ def test_same_items_with_0_and_2_workers():
     subset.set_epoch = ds.set_epoch
     batches = {}
     for workers in (0, 2):
-        loader = make_loader(subset, batch_size=4, workers=workers, shuffle=True, seed=1)
+        # forkserver: this pytest process holds objects of hundreds of earlier tests (ORT
+        # sessions, thread pools) whose finalizers, run in a forked worker, hung it on a lock
+        loader = make_loader(subset, batch_size=4, workers=workers, shuffle=True, seed=1,
+                             start_method="forkserver")
         set_epoch(loader, 3)
         batches[workers] = list(loader)
     assert [b["name"] for b in batches[0]] == [b["name"] for b in batches[2]]
@@ -436,7 +439,8 @@ def test_synthetic_same_with_0_and_2_workers_and_epochs():
     sub.set_epoch = ds.set_epoch
     out = {}
     for workers in (0, 2):
-        loader = make_loader(sub, batch_size=3, workers=workers, seed=4)
+        loader = make_loader(sub, batch_size=3, workers=workers, seed=4,
+                             start_method="forkserver")  # see test_same_items_with_0_and_2_workers
         set_epoch(loader, 2)
         out[workers] = list(loader)
     for a, b in zip(out[0], out[2], strict=True):

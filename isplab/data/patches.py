@@ -228,6 +228,7 @@ def make_loader(
     drop_last: bool | None = None,
     persistent_workers: bool | None = None,
     prefetch_factor: int | None = None,
+    start_method: str | None = None,
 ) -> DataLoader:
     """A DataLoader whose batches depend only on ``(seed, epoch)`` and the dataset's seed.
 
@@ -239,6 +240,10 @@ def make_loader(
         seed: the order's seed (the items' own randomness comes from the dataset's seed).
         pin_memory: ``"auto"`` pins when CUDA is available.
         drop_last: drop a last incomplete batch; default ``shuffle`` (training).
+        start_method: how workers start (``fork``, ``forkserver``, ``spawn``; None: the
+            platform's default, ``fork`` on Linux). A long-lived process that has run
+            onnxruntime, OpenCV or thread pools before should use ``forkserver``: a forked
+            worker inherits their locks, and a finalizer that takes one hangs it.
         persistent_workers: keep workers between epochs; default ``workers > 0``.
 
     Call :func:`set_epoch` ``(loader, epoch)`` before iterating each epoch.
@@ -260,6 +265,10 @@ def make_loader(
         extra["persistent_workers"] = persistent_workers
         if prefetch_factor is not None:
             extra["prefetch_factor"] = prefetch_factor
+        if start_method is not None:
+            import multiprocessing
+
+            extra["multiprocessing_context"] = multiprocessing.get_context(start_method)
     return DataLoader(
         EpochKeyed(dataset), batch_size=batch_size,
         sampler=EpochSampler(len(dataset), shuffle=shuffle, seed=seed),

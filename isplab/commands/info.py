@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -44,7 +42,9 @@ def command(
     try:
         if pixels:
             raw = rawio.read(file, max_megapixels=limit, **opts)
-            with _quiet():  # read has said its warnings once
+            from isplab.raw.fileinfo import quiet_logger
+
+            with quiet_logger("isplab.raw"):  # read has said its warnings once
                 meta = _decoded(raw, rawio.read_header(file, max_megapixels=limit, **opts))
         else:
             meta = _header_only(rawio.read_header(file, max_megapixels=limit, **opts))
@@ -69,17 +69,6 @@ def command(
             v = ", ".join(f"{a} {b}" for a, b in v.items())
         table.add_row(k, str(v))
     out.print(table)
-
-
-@contextlib.contextmanager
-def _quiet():
-    logger = logging.getLogger("isplab.raw")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _header_only(header) -> dict:

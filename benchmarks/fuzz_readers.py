@@ -140,19 +140,33 @@ def mutants(data: bytes, rng: np.random.Generator, n: int) -> Iterator[tuple[str
             yield f"ifd{i}", bytes(b)
 
 
-def corpus(data_root: Path, inputs: int, seed: int) -> list[tuple[str, bytes, list[str]]]:
-    """The seeded list of (file name, bytes, flags): crafted files plus mutants spread over
-    the real raws."""
+def iter_corpus(data_root: Path, inputs: int, seed: int
+                ) -> Iterator[tuple[str, bytes, list[str]]]:
+    """The seeded (file name, bytes, flags), one at a time: crafted files plus mutants spread
+    over the real raws (``inputs`` <= 0: all of them). Made lazily, so the process the runs
+    fork from stays small (a forked child's peak RSS counts the parent's pages)."""
     rng = np.random.default_rng(seed)
-    items = list(crafted(rng))
+    made = list(crafted(rng))
     present = [(rel, flags) for rel, flags in SOURCES.items() if (data_root / rel).is_file()]
-    per = max(1, (inputs - len(items)) // max(1, len(present)))
-    for rel, flags in present:
-        src = data_root / rel
-        data = src.read_bytes()
-        for tag, mutated in mutants(data, rng, per):
-            items.append((f"{src.stem}_{tag}{src.suffix}", mutated, flags))
-    return items[:max(inputs, len(items) if inputs <= 0 else inputs)]
+    per = max(1, (inputs - len(made)) // max(1, len(present)))
+
+    def everything():
+        yield from made
+        for rel, flags in present:
+            src = data_root / rel
+            data = src.read_bytes()
+            for tag, mutated in mutants(data, rng, per):
+                yield f"{src.stem}_{tag}{src.suffix}", mutated, flags
+
+    for n, item in enumerate(everything()):
+        if 0 < inputs <= n:
+            return
+        yield item
+
+
+def corpus(data_root: Path, inputs: int, seed: int) -> list[tuple[str, bytes, list[str]]]:
+    """:func:`iter_corpus` as a list."""
+    return list(iter_corpus(data_root, inputs, seed))
 
 
 def run_one(path: Path, verb: str, flags: list[str], out_dir: Path) -> dict:
@@ -282,13 +296,15 @@ def main(argv: list[str] | None = None) -> int:
     import isplab.cli  # noqa: F401  (imported once, shared by the forks)
     import isplab.infer.hybrid  # noqa: F401
 
-    items = corpus(root, args.inputs, args.seed)
+    items = iter_corpus(root, args.inputs, args.seed)
     failures: list[dict] = []
     results = []
     t0 = time.perf_counter()
+    count = 0
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for i, (name, data, flags) in enumerate(items):
+            count = i + 1
             path = tmp / "in" / name
             path.parent.mkdir(exist_ok=True)
             path.write_bytes(data)
@@ -302,13 +318,13 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"FAIL {verb} {name}: {'; '.join(bad)}", flush=True)
             path.unlink()
             if (i + 1) % 100 == 0:
-                print(f"{i + 1}/{len(items)} inputs, {len(failures)} failures, "
+                print(f"{i + 1}/{args.inputs} inputs, {len(failures)} failures, "
                       f"{time.perf_counter() - t0:.0f} s", flush=True)
     runs = len(results)
     worst_s = max((r.get("seconds", 0) for r in results), default=0)
     worst_rss = max((r.get("rss_mb", 0) for r in results if r["bytes"] < 10 << 20), default=0)
     codes = {c: sum(r.get("exit") == c for r in results) for c in (0, 1, 2)}
-    summary = {"inputs": len(items), "runs": runs, "failures": len(failures),
+    summary = {"inputs": count, "runs": runs, "failures": len(failures),
                "slowest_s": round(worst_s, 2), "peak_rss_mb_under_10mb": round(worst_rss),
                "exit_codes": codes, "seconds": round(time.perf_counter() - t0),
                "seed": args.seed}

@@ -148,7 +148,7 @@ def iter_corpus(data_root: Path, inputs: int, seed: int
     rng = np.random.default_rng(seed)
     made = list(crafted(rng))
     present = [(rel, flags) for rel, flags in SOURCES.items() if (data_root / rel).is_file()]
-    per = max(1, (inputs - len(made)) // max(1, len(present)))
+    per = max(1, -(-(inputs - len(made)) // max(1, len(present))))  # ceil: reach ``inputs``
 
     def everything():
         yield from made

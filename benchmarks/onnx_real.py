@@ -19,18 +19,12 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-D = ROOT.parent / "shared" / "data"
 ISPLAB = [sys.executable, "-m", "isplab.cli"]
+
+from real_frames import FRAMES  # noqa: E402
+
 WEIGHTS = ROOT / "isplab" / "weights" / "kpn_isp.safetensors"
-FRAMES = {
-    "canon550d_dng": (D / "raw_dng_canon550d_colorchart" / "colorchart.dng", []),
-    "infiniteisp_12bit": (D / "raw_infiniteisp_colorchecker_1920x1080_12bit"
-                          / "ColorCheckerRAW_1920x1080_12bit_BGGR.raw", []),
-    "openisp_10bit": (D / "raw_openisp_testchart_1920x1080" / "test.RAW",
-                      ["--width", "1920", "--height", "1080", "--bits", "10", "--cfa", "RGGB"]),
-    "vivo_x90_npy": (D / "raw_rawir_vivo_x90_npy" / "x90_3_4.npy", ["--white-level", "4095"]),
-    "kodak_dc50_kdc": (D / "raw_kdc_kodak_dc50" / "RAW_KODAK_DC50.KDC", []),
-}
+
 
 
 def develop(raw: Path, out: Path, flags: list[str]) -> np.ndarray:
@@ -48,7 +42,8 @@ def main() -> None:
     subprocess.run([*ISPLAB, "export", "kpn_isp", "--weights", str(WEIGHTS), "-o", str(onnx),
                     "--dynamic", "--overwrite"], check=True)
     print("| frame | size | --onnx vs torch PSNR dB |\n|---|---|---|")
-    for name, (raw, flags) in FRAMES.items():
+    for name, frame in FRAMES.items():
+        raw, flags = frame.path, list(frame.flags)
         a = develop(raw, args.out / name / "torch", [*flags, "--isp", str(WEIGHTS)])
         b = develop(raw, args.out / name / "onnx", [*flags, "--onnx", str(onnx)])
         mse = float(np.mean((a - b) ** 2))

@@ -28,23 +28,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-DATA = ROOT.parent / "shared" / "data"
 ISPLAB = [sys.executable, "-m", "isplab.cli"]
 
-#: name -> (file, LibRaw reads it, develop flags, a ColorChecker in view)
-FRAMES = {
-    "canon550d_dng": (DATA / "raw_dng_canon550d_colorchart" / "colorchart.dng", True, [],
-                      True),
-    "infiniteisp_12bit": (DATA / "raw_infiniteisp_colorchecker_1920x1080_12bit"
-                          / "ColorCheckerRAW_1920x1080_12bit_BGGR.raw", False, ["--wb", "auto"],
-                          True),
-    "openisp_10bit": (DATA / "raw_openisp_testchart_1920x1080" / "test.RAW", False,
-                      ["--width", "1920", "--height", "1080", "--bits", "10", "--cfa", "RGGB",
-                       "--wb", "auto"], False),
-    "vivo_x90_npy": (DATA / "raw_rawir_vivo_x90_npy" / "x90_3_4.npy", False,
-                     ["--white-level", "4095", "--wb", "auto"], False),
-    "kodak_dc50_kdc": (DATA / "raw_kdc_kodak_dc50" / "RAW_KODAK_DC50.KDC", True, [], False),
-}
+from real_frames import FRAMES  # noqa: E402
 
 
 def develop(raw: Path, out: Path, flags: list[str]) -> tuple[Path, float]:
@@ -110,7 +96,9 @@ def main() -> None:
     ap.add_argument("--crop", type=int, default=160)
     args = ap.parse_args()
     rows, sections = [], []
-    for name, (raw, libraw, flags, chart) in FRAMES.items():
+    for name, frame in FRAMES.items():
+        raw, libraw, chart = frame.path, frame.libraw, frame.chart
+        flags = [*frame.flags, *frame.wb_flags]
         if not raw.is_file():
             print(f"{name}: {raw} missing, skipped")
             continue

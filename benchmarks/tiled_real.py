@@ -21,16 +21,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-DATA = ROOT.parent / "shared" / "data"
 ISPLAB = [sys.executable, "-m", "isplab.cli"]
-FRAMES = {  # the 1734 x 1156 and 1920 x 1080 frames
-    "canon550d_dng": (DATA / "raw_dng_canon550d_colorchart" / "colorchart.dng", []),
-    "infiniteisp_12bit": (DATA / "raw_infiniteisp_colorchecker_1920x1080_12bit"
-                          / "ColorCheckerRAW_1920x1080_12bit_BGGR.raw", ["--wb", "auto"]),
-    "openisp_10bit": (DATA / "raw_openisp_testchart_1920x1080" / "test.RAW",
-                      ["--width", "1920", "--height", "1080", "--bits", "10", "--cfa", "RGGB",
-                       "--wb", "auto"]),
-}
+
+from real_frames import FRAMES  # noqa: E402
+
 ISPS = {"hybrid": ["--isp", "learned"],
         "kpn_isp": ["--isp", str(ROOT / "isplab" / "weights" / "kpn_isp.safetensors")]}
 
@@ -56,7 +50,8 @@ def main() -> None:
     args = ap.parse_args()
     print("| frame | ISP | size | tiled vs whole PSNR dB | outer 16 px frame dB |")
     print("|---|---|---|---|---|")
-    for name, (raw, flags) in FRAMES.items():
+    for name in ("canon550d_dng", "infiniteisp_12bit", "openisp_10bit"):  # 1734x1156, 1920x1080
+        raw, flags = FRAMES[name].path, [*FRAMES[name].flags, *FRAMES[name].wb_flags]
         for isp, isp_flags in ISPS.items():
             base = args.out / name / isp
             tiled = develop(raw, base / "tiled", [*flags, *isp_flags, "--tile", str(args.tile)])

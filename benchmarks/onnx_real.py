@@ -4,7 +4,9 @@
 
 Exports the shipped blind ``kpn_isp`` (``isplab export --dynamic``), develops each real raw of
 ../shared/data with ``--isp kpn_isp.safetensors`` (torch) and ``--onnx`` (onnxruntime), both
-16-bit PNG, and prints the PSNR between them (goal >= 50 dB, issue 20). The hybrid ISP's own
+16-bit PNG, and prints the PSNR between them (goal >= 50 dB, issue 20). kpn_isp pools its
+colour matrix over the frame, so the export has a second input, ``context`` (the downscaled
+frame ``develop --onnx`` feeds, as torch computes it). The hybrid ISP's own
 onnxruntime backend is compared with torch in ``benchmarks/learned_speed.py``.
 """
 

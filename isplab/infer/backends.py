@@ -58,10 +58,73 @@ def choose_backend(backend: str, device: torch.device, dtype: str) -> str:
     return backend
 
 
-class OnnxRuntimeModule(nn.Module):
+def ort_session(src: bytes | str, threads: int | None = None):
+    """An onnxruntime CPU session on an ONNX file or its bytes (quiet; ``threads`` intra-op
+    threads, onnxruntime's default when None)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if threads is not None:
+        opts.intra_op_num_threads = int(threads)
+        opts.inter_op_num_threads = 1
+    return ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
+
+
+class OrtTiles(nn.Module):
+    """An onnxruntime session as a module for :func:`~isplab.infer.tiled.tiled_forward`.
+
+    A graph with a second input named ``context`` (a model with global operations, exported
+    through :class:`~isplab.infer.tiled.FrameContext`) gets it from :meth:`tile_context`:
+    ``tiled_forward`` calls that once with the downscaled frame it makes for the torch model
+    (:func:`~isplab.infer.tiled.context_frame`), and every tile is run with it. Subclasses set
+    ``isplab_stride`` before calling :meth:`_bind`.
+    """
+
+    isplab_stride = 1
+
+    def _bind(self, session, what: object = "the ONNX model") -> None:
+        from isplab.models.export import CONTEXT_INPUT
+
+        self.session = session
+        inputs = session.get_inputs()
+        self.input_name = inputs[0].name
+        names = [i.name for i in inputs[1:]]
+        if names not in ([], [CONTEXT_INPUT]):
+            raise InvalidInputError(f"{what} has inputs {[inputs[0].name, *names]}; isplab runs "
+                                    f"graphs with one input, or two (the second named "
+                                    f"{CONTEXT_INPUT!r})")
+        self.context_name = names[0] if names else None
+
+    def tile_context(self, small: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The tiles' keyword arguments for the downscaled frame ``small``: ``{"context":
+        small padded to the stride}`` (as the torch model pads it), or none for a
+        single-input graph."""
+        if self.context_name is None:
+            return {}
+        from isplab.models.common import pad_to_multiple
+
+        return {"context": pad_to_multiple(small.float(), self.isplab_stride)[0]}
+
+    def run(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        """The graph's output for ``x`` (and ``context``, which a two-input graph needs)."""
+        feed = {self.input_name: x.float().contiguous().numpy()}
+        if self.context_name is not None:
+            if context is None:
+                from isplab.models.export import CONTEXT_INPUT
+
+                raise InvalidInputError(f"this ONNX model takes a second input, "
+                                        f"{CONTEXT_INPUT!r}: the whole frame downscaled "
+                                        "(run it through tiled_forward)")
+            feed[self.context_name] = context.float().contiguous().numpy()
+        return torch.from_numpy(self.session.run(None, feed)[0])
+
+
+class OnnxRuntimeModule(OrtTiles):
     """A torch zoo model exported to ONNX in memory and run by onnxruntime on the CPU, as a
     module for :func:`~isplab.infer.tiled.tiled_forward` (it keeps the model's name and
-    stride, so the frame is padded as for the torch model).
+    stride, so the frame is padded as for the torch model; a model with global operations is
+    exported with its ``context`` input, so they are computed on the frame as by torch).
 
     Inputs whose sides are not multiples of the stride are padded here (reflect) and the
     output cropped: the traced graph has no shape-dependent padding of its own.
@@ -69,26 +132,23 @@ class OnnxRuntimeModule(nn.Module):
 
     def __init__(self, model: nn.Module, channels: int, threads: int | None = None):
         super().__init__()
-        import onnxruntime as ort
-
-        from isplab.infer.tiled import _stride
+        from isplab.infer.tiled import FrameContext, _stride, has_global_ops
         from isplab.models.export import onnx_bytes
 
         self.isplab_stride = _stride(model)
         self.isplab_name = getattr(model, "isplab_name", None)
         side = 16 * self.isplab_stride
-        data = onnx_bytes(model.eval(), torch.zeros(1, channels, side, side), dynamic=True)
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        opts.intra_op_num_threads = int(threads or torch.get_num_threads())
-        opts.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
+        example = torch.zeros(1, channels, side, side)
+        model = model.eval()
+        if has_global_ops(model):
+            data = onnx_bytes(FrameContext(model), example, dynamic=True, context=example)
+        else:
+            data = onnx_bytes(model, example, dynamic=True)
+        self._bind(ort_session(data, threads or torch.get_num_threads()))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         from isplab.models.common import crop_to, pad_to_multiple
 
         x, size = pad_to_multiple(x, self.isplab_stride)
-        y = self.session.run(None, {self.input_name: x.float().contiguous().numpy()})[0]
-        y = torch.from_numpy(y)
+        y = self.run(x, context)
         return crop_to(y, size, y.shape[-1] // x.shape[-1])

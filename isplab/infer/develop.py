@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from isplab.errors import InvalidInputError
-from isplab.infer.tiled import tiled_forward
+from isplab.infer.backends import OrtTiles, ort_session
+from isplab.infer.tiled import CONTEXT_SIZE, tiled_forward
 from isplab.models.weights import PACKAGE_WEIGHTS
 from isplab.raw.image import RawImage
 from isplab.raw.orientation import orient
@@ -48,9 +49,11 @@ class LearnedISP:
             raise InvalidInputError("raw image too small to develop", raw.path)
         model = self._session if self._session is not None else self.model
         tile = self.tile if self.tile is not None or self._session is None else ONNX_DEFAULT_TILE
+        onnx = self._session is not None
         out = tiled_forward(model, packed, tile=tile, overlap=self._overlap(),
-                            device=self.device if self._session is None else "cpu",
-                            dtype=self.dtype if self._session is None else "float32",
+                            device="cpu" if onnx else self.device,
+                            dtype="float32" if onnx else self.dtype,
+                            context_size=self._session.context_size if onnx else CONTEXT_SIZE,
                             progress=progress)
         return orient(out.clamp(0, 1), raw.orientation)
 
@@ -81,44 +84,42 @@ ONNX_DEFAULT_TILE = 512
 ONNX_DEFAULT_STRIDE = 32
 
 
-class _OnnxModel(nn.Module):
-    """An ONNX file as a module for :func:`tiled_forward` (onnxruntime on CPU)."""
+class _OnnxModel(OrtTiles):
+    """An ONNX file as a module for :func:`tiled_forward` (onnxruntime on CPU). A file with a
+    ``context`` input (:mod:`isplab.models.export`) gets the downscaled frame the torch
+    develop computes its global operations on."""
 
     def __init__(self, path: str | Path):
         super().__init__()
         try:
-            import onnxruntime as ort
+            import onnxruntime  # noqa: F401
         except ImportError as exc:
             raise InvalidInputError("--onnx needs onnxruntime: pip install -c constraints.txt "
                                     "-e '.[export]'") from exc
         path = Path(path)
         if not path.is_file():
             raise InvalidInputError("ONNX file not found", path)
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
         try:
-            self.session = ort.InferenceSession(str(path), opts,
-                                                providers=["CPUExecutionProvider"])
+            session = ort_session(str(path))
         except Exception as exc:
             raise InvalidInputError(f"not a loadable ONNX model ({exc})", path) from exc
-        inp = self.session.get_inputs()[0]
-        self.input_name = inp.name
-        shape = inp.shape
+        self._bind(session, path)
+        shape = session.get_inputs()[0].shape
         self.fixed = tuple(shape[2:]) if all(isinstance(d, int) for d in shape[2:]) else None
         self.path = path
-        meta = self.session.get_modelmeta().custom_metadata_map or {}
+        meta = session.get_modelmeta().custom_metadata_map or {}
         # the zoo contract recorded at export; files without it: 32 is a multiple of every
         # zoo model's stride, so padding to it is always safe
         self.isplab_stride = int(meta.get("stride", ONNX_DEFAULT_STRIDE))
         self.tile_overlap = int(meta.get("tile_overlap", 32))
+        self.context_size = int(meta.get("context_size", CONTEXT_SIZE))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         if self.fixed is not None and tuple(x.shape[2:]) != self.fixed:
             raise InvalidInputError(f"this ONNX model takes {self.fixed} tiles only; export "
                                     "it with --dynamic or develop with --tile equal to it",
                                     self.path)
-        out = self.session.run(None, {self.input_name: x.float().numpy()})[0]
-        return torch.from_numpy(out)
+        return self.run(x, context)
 
 
 #: the blind kpn_isp shipped in the package (docs/models/kpn_isp_synth.md); ``--isp learned``

@@ -18,6 +18,10 @@ downscaled copy of the full frame (longest side ``context_size``) and shared by 
 "Untiled" inference with the same context is then the same function of the image as tiled
 inference, up to the receptive-field effects the overlap absorbs; without it each tile
 would normalise itself.
+
+:class:`FrameContext` is the same thing in one traceable forward, ``(tile, context)``: the
+ONNX export of such a model takes the downscaled frame (:func:`context_frame`) as its second
+input, so an onnxruntime develop computes the global values as the torch one does.
 """
 
 from __future__ import annotations
@@ -231,21 +235,69 @@ def _check_request(x: torch.Tensor, dtype: str, overlap: int,
     return dev
 
 
+#: longest side of the downscaled frame the global operations are computed on
+CONTEXT_SIZE = 512
+
+
+def context_frame(x: torch.Tensor, context_size: int = CONTEXT_SIZE) -> torch.Tensor:
+    """The frame the global operations see: ``x`` (``N x C x h x w``, the whole frame padded
+    to the model's stride) area-downscaled so its longest side is ``context_size`` (``x``
+    itself when it is no larger)."""
+    h, w = x.shape[-2:]
+    s = min(1.0, context_size / max(h, w))
+    return x if s == 1.0 else F.interpolate(x, scale_factor=s, mode="area",
+                                            recompute_scale_factor=False)
+
+
+def has_global_ops(model: nn.Module) -> bool:
+    """Whether ``model`` has image-global operations (``tile_context``, instance norms, global
+    pools) that tiled inference computes on the context frame."""
+    return hasattr(model, "tile_context") or bool(GlobalStatistics(model))
+
+
+def _capture_context(model: nn.Module, small: torch.Tensor,
+                     frozen: GlobalStatistics) -> dict[str, Any]:
+    """``model.tile_context(small)`` (the tiles' keyword arguments), and ``frozen`` captured on
+    ``small``: after this, ``model(tile, **kwargs)`` inside ``frozen`` uses the context's global
+    values."""
+    kwargs = model.tile_context(small) if hasattr(model, "tile_context") else {}
+    if frozen:
+        frozen.capture(model, small, **kwargs)
+    return kwargs
+
+
 def _frame_context(model: nn.Module, x: torch.Tensor, frozen: GlobalStatistics,
                    context_size: int, dev: torch.device, tdtype) -> dict[str, Any]:
     """The keyword arguments of every tile's forward (``model.tile_context``) and the frozen
     global statistics, both from the frame downscaled to ``context_size``."""
-    kwargs: dict[str, Any] = {}
-    if hasattr(model, "tile_context") or frozen:
-        h, w = x.shape[-2:]
-        s = min(1.0, context_size / max(h, w))
-        small = (x if s == 1.0 else F.interpolate(
-            x, scale_factor=s, mode="area", recompute_scale_factor=False)).to(dev, tdtype)
-        if hasattr(model, "tile_context"):
-            kwargs = model.tile_context(small)
-        if frozen:
-            frozen.capture(model, small, **kwargs)
-    return kwargs
+    if not (hasattr(model, "tile_context") or frozen):
+        return {}
+    return _capture_context(model, context_frame(x, context_size).to(dev, tdtype), frozen)
+
+
+class FrameContext(nn.Module):
+    """``model`` as :func:`tiled_forward` runs it, in one traceable forward:
+    ``forward(tile, context)`` computes the global operations (``tile_context``, instance-norm
+    statistics, global pools; :class:`GlobalStatistics`) on ``context``, the whole frame
+    downscaled by :func:`context_frame`, and applies them to ``tile``.
+
+    Exported to ONNX (``isplab export``) it gives a graph with two inputs, ``input`` and
+    ``context``, that develops tile by tile as the torch model does.
+    """
+
+    def __init__(self, model: nn.Module, context_size: int = CONTEXT_SIZE):
+        super().__init__()
+        self.model = model
+        self.isplab_context_size = int(context_size)
+        for key in ("isplab_name", "isplab_stride"):
+            if hasattr(model, key):
+                setattr(self, key, getattr(model, key))
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        frozen = GlobalStatistics(self.model)
+        with frozen:
+            kwargs = _capture_context(self.model, context, frozen)
+            return self.model(x, **kwargs)
 
 
 class _Canvas:
@@ -306,7 +358,7 @@ def tiled_forward(
     device: str | torch.device = "auto",
     dtype: str = "float32",
     scale: int | None = None,
-    context_size: int = 512,
+    context_size: int = CONTEXT_SIZE,
     progress: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     """Run ``model`` over ``x`` (``1 x C x h x w``, on CPU) tile by tile.

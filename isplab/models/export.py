@@ -3,6 +3,18 @@
 ``export_onnx`` uses the TorchScript-based exporter (``dynamo=False``): it is fast, needs no
 onnxscript, and handles every op the zoo uses (reflect pad, instance norm, pixel shuffle,
 ``unfold``). Install the ``export`` extra for onnx + onnxruntime.
+
+The input contract of an exported file (``isplab export``):
+
+- ``input``: a tile of the (packed) frame, ``1 x C x th x tw``, sides multiples of the
+  ``stride`` recorded in the file's metadata (the whole frame is reflect-padded to it first);
+- ``context`` (models with image-global operations only, e.g. kpn_isp's pooled colour
+  matrix, instance norms, DeepISP's global transform): the whole padded frame area-downscaled
+  so its longest side is the recorded ``context_size`` (512), then reflect-padded to a multiple
+  of ``stride``. The graph computes the global values from it and applies them to the tile, so
+  every tile of a frame gets the same colour, as in the torch develop
+  (:func:`isplab.infer.tiled.tiled_forward`). Its height and width are always free.
+- ``output``: the developed tile, ``1 x 3 x s*th x s*tw``.
 """
 
 from __future__ import annotations
@@ -30,30 +42,41 @@ def _need(module: str) -> None:
         ) from exc
 
 
-def onnx_bytes(model: nn.Module, example: torch.Tensor, dynamic: bool = False) -> bytes:
+#: the name of the second graph input of a model with global operations
+CONTEXT_INPUT = "context"
+
+
+def onnx_bytes(model: nn.Module, example: torch.Tensor, dynamic: bool = False,
+               context: torch.Tensor | None = None) -> bytes:
     """The ONNX graph of ``model`` traced on ``example`` (eval mode), as bytes.
 
     ``dynamic=True`` makes batch, height and width symbolic (the model's own padding to its
-    stride stays inside the graph).
+    stride stays inside the graph). With ``context``, ``model`` is called as
+    ``model(example, context)`` and the graph has a second input named ``context``
+    (:data:`CONTEXT_INPUT`) whose height and width are always symbolic.
     """
     _need("onnx")
     model = model.eval()
+    names = ["input"] if context is None else ["input", CONTEXT_INPUT]
+    args = (example,) if context is None else (example, context)
     axes = {"input": {0: "batch", 2: "height", 3: "width"},
-            "output": {0: "batch", 2: "out_height", 3: "out_width"}} if dynamic else None
+            "output": {0: "batch", 2: "out_height", 3: "out_width"}} if dynamic else {}
+    if context is not None:
+        axes[CONTEXT_INPUT] = {0: "batch", 2: "context_height", 3: "context_width"}
     buf = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's constant-folding chatter
         torch.onnx.export(
-            model, (example,), buf, input_names=["input"], output_names=["output"],
-            opset_version=OPSET, dynamic_axes=axes, dynamo=False,
+            model, args, buf, input_names=names, output_names=["output"],
+            opset_version=OPSET, dynamic_axes=axes or None, dynamo=False,
         )
     return _with_metadata(buf.getvalue(), model)
 
 
 def _with_metadata(data: bytes, model: nn.Module) -> bytes:
     """Record the zoo contract in the ONNX file (``isplab_name``, ``stride``,
-    ``tile_overlap``, ``input_space``): tiled inference pads and overlaps an exported model
-    as it does the torch one."""
+    ``tile_overlap``, ``input_space``, and ``context_size`` for a graph with a ``context``
+    input): tiled inference pads and overlaps an exported model as it does the torch one."""
     name = getattr(model, "isplab_name", None)
     if name is None:
         return data
@@ -65,9 +88,11 @@ def _with_metadata(data: bytes, model: nn.Module) -> bytes:
         return data
     entry = model_entry(name)
     proto = onnx.load_from_string(data)
-    for key, value in (("isplab_name", name), ("stride", entry.stride),
-                       ("tile_overlap", entry.tile_overlap),
-                       ("input_space", entry.input_space)):
+    items = [("isplab_name", name), ("stride", entry.stride),
+             ("tile_overlap", entry.tile_overlap), ("input_space", entry.input_space)]
+    if getattr(model, "isplab_context_size", None) is not None:
+        items.append(("context_size", model.isplab_context_size))
+    for key, value in items:
         prop = proto.metadata_props.add()
         prop.key, prop.value = key, str(value)
     return proto.SerializeToString()
@@ -75,10 +100,11 @@ def _with_metadata(data: bytes, model: nn.Module) -> bytes:
 
 def export_onnx(
     model: nn.Module, path: str | Path, example: torch.Tensor, dynamic: bool = False,
-    overwrite: bool = False,
+    overwrite: bool = False, context: torch.Tensor | None = None,
 ) -> Path:
-    """Write ``model`` as ONNX to ``path`` (atomically) and return the path."""
-    data = onnx_bytes(model, example, dynamic)
+    """Write ``model`` as ONNX to ``path`` (atomically) and return the path (``context``:
+    see :func:`onnx_bytes`)."""
+    data = onnx_bytes(model, example, dynamic, context)
     return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data), overwrite=overwrite)
 
 
@@ -92,8 +118,10 @@ def export_torchscript(
     return atomic_write(path, lambda tmp: traced.save(tmp), overwrite=overwrite)
 
 
-def run_onnx(model_bytes_or_path: bytes | str | Path, x: torch.Tensor) -> torch.Tensor:
-    """Run an ONNX model with onnxruntime on CPU and return the output as a tensor."""
+def run_onnx(model_bytes_or_path: bytes | str | Path, x: torch.Tensor,
+             context: torch.Tensor | None = None) -> torch.Tensor:
+    """Run an ONNX model with onnxruntime on CPU and return the output as a tensor
+    (``context``: the second input of a graph that has one)."""
     _need("onnxruntime")
     import onnxruntime as ort
 
@@ -103,8 +131,11 @@ def run_onnx(model_bytes_or_path: bytes | str | Path, x: torch.Tensor) -> torch.
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     sess = ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    out = sess.run(None, {name: x.detach().cpu().numpy().astype(np.float32)})[0]
+    inputs = [i.name for i in sess.get_inputs()]
+    feed = {inputs[0]: x.detach().cpu().numpy().astype(np.float32)}
+    if context is not None:
+        feed[CONTEXT_INPUT] = context.detach().cpu().numpy().astype(np.float32)
+    out = sess.run(None, feed)[0]
     return torch.from_numpy(out)
 
 

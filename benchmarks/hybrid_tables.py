@@ -17,8 +17,8 @@ Each setting's full result is written to ``OUT/<setting>.json`` and skipped when
 so the command resumes after an interruption; the markdown tables go to stdout and
 ``OUT/tables.md``. ``--update classic:learned`` re-runs only that method in every saved setting
 (same images, seed and noise draws) and replaces its row, e.g. after new weights: the peers
-(BM3D above all) are not run again. BM3D takes tens of seconds per Kodak image: ``--noisy-limit N`` runs the
-noisy settings on the first N images only (the table says so).
+(BM3D above all) are not run again. BM3D takes tens of seconds per Kodak image:
+``--noisy-limit N`` runs the noisy settings on the first N images only (the table says so).
 """
 
 from __future__ import annotations

@@ -137,8 +137,12 @@ try:
     main()
 except SystemExit as exc:
     assert not exc.code, exc.code
-heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "kornia", "torchvision")
-               or m.startswith(("isplab.models", "isplab.infer", "isplab.classic.pipeline")))
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in (
+    "torch", "kornia", "torchvision",  # the model zoo's
+    "typer", "click", "pydantic", "pydantic_core", "rich")  # the CLI's (rawpy.imread imports
+    # multiprocessing itself: concurrent.futures.process is the process pool)
+    or m.startswith(("isplab.models", "isplab.infer", "isplab.classic.pipeline",
+                     "isplab.commands.develop", "concurrent.futures.process")))
 assert not heavy, heavy
 """
 
@@ -146,7 +150,9 @@ assert not heavy, heavy
 def test_classic_develop_imports_no_torch(tmp_path):
     """``isplab develop --isp classic`` with the options of the 16-bit path (camera, user or
     no white balance, tone, gamma, brightness, 8/16 bits, orientation, a profile's 3x3) runs
-    without torch, kornia or the model zoo (issue 19: start-up time)."""
+    without torch, kornia or the model zoo, and (``-q``, one file, all well) without typer,
+    click, pydantic, rich or a process pool (issue 19: start-up time; the console script's
+    quick parser, isplab.commands._develop)."""
     import numpy as np
 
     from isplab.raw import RawImage, write_dng

@@ -23,18 +23,26 @@ Nothing here imports torch: the classical develop path stays light.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import sys
 import traceback
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from isplab.errors import IsplabError
 from isplab.io import pid_alive, written_by_isplab
-from isplab.sharding import in_shard, parse_shard  # noqa: F401  (the verbs' import)
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """:func:`isplab.sharding.parse_shard` (the verbs' import; isplab.sharding, which loads
+    hashlib, is imported when a shard is given)."""
+    if text is None:
+        return None
+    from isplab.sharding import parse_shard
+
+    return parse_shard(text)
+
 
 # --- inputs --------------------------------------------------------------------------------
 
@@ -72,6 +80,10 @@ def select_shard(files: list[Path], shard: tuple[int, int] | None) -> list[Path]
     """The files of shard K of N (:mod:`isplab.sharding`), sorted: every input lands in
     exactly one shard, so N machines cover a dataset with no coordinator."""
     ordered = sorted(set(files), key=lambda p: (str(p), p))
+    if shard is None:
+        return ordered
+    from isplab.sharding import in_shard
+
     return [f for f in ordered if in_shard(shard_key(f), shard)]
 
 
@@ -240,6 +252,9 @@ def run_tasks(tasks: list[Task], worker: Callable[[Task], list[str]], *, jobs: i
                 on_start(task)
             on_result(*_run_one(task))
         return
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
     method = "fork" if "torch" not in sys.modules else "spawn"
     ctx = mp.get_context(method)
     pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
@@ -273,13 +288,39 @@ def default_jobs() -> int:
 # --- the report ----------------------------------------------------------------------------
 
 
-def run_batch(verb: str, past: str, plan: Plan, worker: Callable[[Task], list[str]], *,
-              jobs: int, quiet: bool, debug: bool, console, problems: list[str],
-              folder: OutputFolder | None = None) -> int:
-    """Run ``plan`` with one progress bar, a line per file (``✓ source -> target`` and its
-    notes, or ``✗`` and the reason), then ``N <past>, S skipped, F failed``. Returns the exit
-    code: 1 when any file failed (inputs missing included), else 0."""
+def escape(text: str) -> str:
+    """rich's markup escape (rich imported when something is printed)."""
     from rich.markup import escape
+
+    return escape(text)
+
+
+class _NoProgress:
+    """What a disabled rich ``Progress`` does (``--quiet``), without importing rich."""
+
+    def __init__(self, console):
+        self.console = console
+
+    def __enter__(self) -> _NoProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def add_task(self, description: str, total: float | None = None) -> int:
+        return 0
+
+    def update(self, task: int, **fields) -> None:
+        return None
+
+    def advance(self, task: int, advance: float = 1) -> None:
+        return None
+
+
+def _progress(verb: str, console, quiet: bool):
+    """One transient progress bar on ``console`` (none when ``quiet``)."""
+    if quiet:
+        return _NoProgress(console)
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -288,6 +329,17 @@ def run_batch(verb: str, past: str, plan: Plan, worker: Callable[[Task], list[st
         TimeElapsedColumn,
     )
 
+    return Progress(TextColumn(f"[bold]{verb}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TextColumn("{task.description}"), console=console,
+                    transient=True)
+
+
+def run_batch(verb: str, past: str, plan: Plan, worker: Callable[[Task], list[str]], *,
+              jobs: int, quiet: bool, debug: bool, console, problems: list[str],
+              folder: OutputFolder | None = None) -> int:
+    """Run ``plan`` with one progress bar, a line per file (``✓ source -> target`` and its
+    notes, or ``✗`` and the reason), then ``N <past>, S skipped, F failed``. Returns the exit
+    code: 1 when any file failed (inputs missing included), else 0."""
     failures = list(problems) + plan.failures
     for message in failures:
         console.print(f"[red]✗[/] {escape(message)}", highlight=False)
@@ -295,9 +347,7 @@ def run_batch(verb: str, past: str, plan: Plan, worker: Callable[[Task], list[st
         for message in plan.skipped:
             console.print(f"[yellow]-[/] {escape(message)}", highlight=False)
     done = 0
-    with Progress(TextColumn(f"[bold]{verb}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), TextColumn("{task.description}"), console=console,
-                  transient=True, disable=quiet) as progress:
+    with _progress(verb, console, quiet) as progress:
         bar = progress.add_task("", total=len(plan.tasks))
 
         def started(task: Task) -> None:

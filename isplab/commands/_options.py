@@ -2,6 +2,10 @@
 
 Every numeric option is checked to be finite and in range before any work: a bad value is
 one ``Invalid value`` line, never a traceback and never a black or white "successful" image.
+
+Importing this module does not import typer (``isplab develop`` parses its options without
+it, :mod:`isplab.commands._develop`): the option types (``opt.OutputDir``, ...) are made on
+first use (PEP 562) and :func:`bad` imports typer when a value is bad.
 """
 
 from __future__ import annotations
@@ -10,8 +14,6 @@ import math
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
-
-import typer
 
 HEADERLESS_PANEL = "Headerless raw (.raw/.bin files only when mixed with other raws)"
 BATCH_PANEL = "Batch"
@@ -22,44 +24,70 @@ class ByteOrder(str, Enum):
     big = "big"
 
 
-# --- option types --------------------------------------------------------------------------
+# --- option types (typer, made on first use) -----------------------------------------------
 
-OutputDir = Annotated[Path, typer.Option(
-    "-o", "--output", help="Output folder (created if needed).", show_default=False)]
-Overwrite = Annotated[bool, typer.Option(
-    "--overwrite", help="Replace outputs isplab wrote before (never an input, never a file "
-    "isplab did not write).")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")]
-Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")]
-Jobs = Annotated[int | None, typer.Option(
-    "--jobs", "-j", help="Worker processes, each one file at a time (default: the "
-    "machine's cores).", rich_help_panel=BATCH_PANEL, show_default=False)]
-Shard = Annotated[str | None, typer.Option(
-    "--shard", help="K/N: process only the K-th of N deterministic parts of the inputs (one "
-    "per machine or array task).", rich_help_panel=BATCH_PANEL, show_default=False)]
-MaxMegapixels = Annotated[float, typer.Option(
-    "--max-megapixels", help="Refuse frames larger than this, checked from the header "
-    "before decoding.")]
 
-Width = Annotated[int | None, typer.Option(
-    help="Width in pixels (else from a name like frame_1920x1080_12bit_RGGB.raw).",
-    rich_help_panel=HEADERLESS_PANEL, show_default=False)]
-Height = Annotated[int | None, typer.Option(
-    help="Height in pixels.", rich_help_panel=HEADERLESS_PANEL, show_default=False)]
-Bits = Annotated[int | None, typer.Option(
-    "--bits", help="Bits per sample (also for .npy/PNG mosaics).",
-    rich_help_panel=HEADERLESS_PANEL, show_default=False)]
-ByteOrderOpt = Annotated[ByteOrder | None, typer.Option(
-    help="Byte order of 16-bit samples.", rich_help_panel=HEADERLESS_PANEL,
-    show_default=False)]
-Cfa = Annotated[str | None, typer.Option(
-    help="Bayer pattern RGGB, BGGR, GRBG or GBRG.", rich_help_panel=HEADERLESS_PANEL,
-    show_default=False)]
-BlackLevel = Annotated[str | None, typer.Option(
-    help="Black level: one value or R,G1,G2,B.", rich_help_panel=HEADERLESS_PANEL,
-    show_default=False)]
-WhiteLevel = Annotated[float | None, typer.Option(
-    help="White (saturation) level.", rich_help_panel=HEADERLESS_PANEL, show_default=False)]
+def _option_types() -> dict:
+    import typer
+
+    return dict(
+        OutputDir=Annotated[Path, typer.Option(
+            "-o", "--output", help="Output folder (created if needed).", show_default=False)],
+        Overwrite=Annotated[bool, typer.Option(
+            "--overwrite", help="Replace outputs isplab wrote before (never an input, never a "
+            "file isplab did not write).")],
+        Quiet=Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")],
+        Debug=Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")],
+        Jobs=Annotated[int | None, typer.Option(
+            "--jobs", "-j", help="Worker processes, each one file at a time (default: the "
+            "machine's cores).", rich_help_panel=BATCH_PANEL, show_default=False)],
+        Shard=Annotated[str | None, typer.Option(
+            "--shard", help="K/N: process only the K-th of N deterministic parts of the inputs "
+            "(one per machine or array task).", rich_help_panel=BATCH_PANEL,
+            show_default=False)],
+        MaxMegapixels=Annotated[float, typer.Option(
+            "--max-megapixels", help="Refuse frames larger than this, checked from the header "
+            "before decoding.")],
+        Width=Annotated[int | None, typer.Option(
+            help="Width in pixels (else from a name like frame_1920x1080_12bit_RGGB.raw).",
+            rich_help_panel=HEADERLESS_PANEL, show_default=False)],
+        Height=Annotated[int | None, typer.Option(
+            help="Height in pixels.", rich_help_panel=HEADERLESS_PANEL, show_default=False)],
+        Bits=Annotated[int | None, typer.Option(
+            "--bits", help="Bits per sample (also for .npy/PNG mosaics).",
+            rich_help_panel=HEADERLESS_PANEL, show_default=False)],
+        ByteOrderOpt=Annotated[ByteOrder | None, typer.Option(
+            help="Byte order of 16-bit samples.", rich_help_panel=HEADERLESS_PANEL,
+            show_default=False)],
+        Cfa=Annotated[str | None, typer.Option(
+            help="Bayer pattern RGGB, BGGR, GRBG or GBRG.", rich_help_panel=HEADERLESS_PANEL,
+            show_default=False)],
+        BlackLevel=Annotated[str | None, typer.Option(
+            help="Black level: one value or R,G1,G2,B.", rich_help_panel=HEADERLESS_PANEL,
+            show_default=False)],
+        WhiteLevel=Annotated[float | None, typer.Option(
+            help="White (saturation) level.", rich_help_panel=HEADERLESS_PANEL,
+            show_default=False)],
+    )
+
+
+#: the names :func:`_option_types` makes
+OPTION_TYPES = ("OutputDir", "Overwrite", "Quiet", "Debug", "Jobs", "Shard", "MaxMegapixels",
+                "Width", "Height", "Bits", "ByteOrderOpt", "Cfa", "BlackLevel", "WhiteLevel")
+
+
+def __getattr__(name: str):
+    if name in OPTION_TYPES:
+        globals().update(_option_types())
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def bad(message: str) -> Exception:
+    """typer's ``BadParameter`` (one ``Invalid value`` line), imported when a value is bad."""
+    import typer
+
+    return typer.BadParameter(message)
 
 
 # --- value checks --------------------------------------------------------------------------
@@ -70,14 +98,14 @@ def finite(value: float, name: str, *, low: float | None = None, high: float | N
     """``value`` if finite and within [low, high] (``(low, high]`` with ``low_open``), else a
     BadParameter naming the option."""
     v = float(value)
-    bad = not math.isfinite(v) or (low is not None and (v <= low if low_open else v < low)) \
+    wrong = not math.isfinite(v) or (low is not None and (v <= low if low_open else v < low)) \
         or (high is not None and v > high)
-    if bad:
+    if wrong:
         lo = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
         hi = "" if high is None else f"<= {high:g}"
         span = " and ".join(x for x in (lo, hi) if x)
-        raise typer.BadParameter(f"{name} must be a finite number{' ' + span if span else ''}"
-                                 f", got {value!r}")
+        raise bad(f"{name} must be a finite number{' ' + span if span else ''}, got "
+                  f"{value!r}")
     return v
 
 
@@ -86,11 +114,11 @@ def floats(text: str, name: str, counts: tuple[int, ...]) -> tuple[float, ...]:
     try:
         vals = tuple(float(v) for v in text.split(","))
     except ValueError:
-        raise typer.BadParameter(f"{name} takes {' or '.join(map(str, counts))} comma-"
-                                 f"separated numbers, got {text!r}") from None
+        raise bad(f"{name} takes {' or '.join(map(str, counts))} comma-separated numbers, "
+                  f"got {text!r}") from None
     if len(vals) not in counts:
-        raise typer.BadParameter(f"{name} takes {' or '.join(map(str, counts))} comma-"
-                                 f"separated numbers, got {text!r}")
+        raise bad(f"{name} takes {' or '.join(map(str, counts))} comma-separated numbers, "
+                  f"got {text!r}")
     for v in vals:
         finite(v, name)
     return vals
@@ -133,8 +161,7 @@ def wb(text: str) -> dict:
         try:
             method = awb.resolve(w)
         except IsplabError as exc:
-            raise typer.BadParameter(f"--wb: {exc.reason}; or camera, auto, none, or R,G,B "
-                                     f"gains") from None
+            raise bad(f"--wb: {exc.reason}; or camera, auto, none, or R,G,B gains") from None
         return dict(use_camera_wb=False, use_auto_wb=True, auto_wb_method=method)
     gains = floats(text, "--wb gains", (3,))
     for g in gains:
@@ -157,8 +184,7 @@ def reader_overrides(width, height, bits, byte_order, cfa, black_level, white_le
         from isplab.raw.cfa import BAYER_PATTERNS
 
         if cfa.upper() not in BAYER_PATTERNS:
-            raise typer.BadParameter(f"--cfa must be one of {', '.join(BAYER_PATTERNS)}, got "
-                                     f"{cfa!r}")
+            raise bad(f"--cfa must be one of {', '.join(BAYER_PATTERNS)}, got {cfa!r}")
         o["cfa"] = cfa.upper()
     if black_level is not None:
         vals = floats(black_level, "--black-level", (1, 4))

@@ -1,132 +1,27 @@
-"""``isplab develop``: raw files -> photos, with the classical, hybrid or a zoo ISP."""
+"""``isplab develop``: raw files -> photos, with the classical, hybrid or a zoo ISP.
+
+The options, declared to typer; what they do is :func:`isplab.commands._develop.develop`
+(which the console script also runs without typer, :func:`isplab.commands._develop.quick`).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from isplab.commands import _options as opt
+from isplab.commands._develop import (  # noqa: F401  (the verb's names, as before)
+    Demosaic,
+    DevelopWorker,
+    OutFormat,
+    Tone,
+    build_pipeline,
+    develop,
+)
 
 LEARNED_PANEL = "Learned ISP"
-
-
-class Demosaic(str, Enum):
-    bilinear = "bilinear"
-    malvar2004 = "malvar2004"
-    menon2007 = "menon2007"
-    learned = "learned"
-
-
-class OutFormat(str, Enum):
-    png = "png"
-    tiff = "tiff"
-    jpg = "jpg"
-
-
-class Tone(str, Enum):
-    none = "none"
-    smoothstep = "smoothstep"
-    filmic = "filmic"
-
-
-@dataclass
-class DevelopWorker:
-    """Develops one file (a picklable recipe: each worker process builds the pipeline once,
-    on its first file)."""
-
-    pipeline: dict[str, Any]
-    reader: dict[str, Any]
-    mixed: bool
-    output_bps: int
-    overwrite: bool
-    max_megapixels: float
-    profile: Any = None  # a camera profile (isplab.classic.profile.Profile): levels, camera check
-    look: Any = None  # a look (isplab.classic.look.LookProfile), applied to the developed sRGB
-    _isp: Any = field(default=None, repr=False, compare=False)
-
-    def __getstate__(self) -> dict[str, Any]:  # workers build their own pipeline
-        return {**self.__dict__, "_isp": None}
-
-    def build(self) -> Any:
-        if self._isp is None:
-            self._isp = build_pipeline(**self.pipeline)
-        return self._isp
-
-    def __call__(self, task) -> list[str]:
-        from isplab import raw as rawio
-        from isplab.io import write_image
-
-        isp = self.build()
-        options = opt.overrides_for(task.source, self.reader, self.mixed)
-        raw = rawio.read(task.source, max_megapixels=self.max_megapixels, **options)
-        notes = []
-        if self.profile is not None:
-            raw = self.profile.apply_levels(raw)
-            warning = self.profile.camera_warning(task.source)
-            notes += [f"warning: {warning}"] if warning else []
-        if self.look is None:
-            image = isp.postprocess(raw, self.output_bps)
-        else:
-            image = _with_look(isp.postprocess(raw, 16), self.look, self.output_bps)
-        write_image(task.target, image, bits=self.output_bps, overwrite=self.overwrite)
-        return notes
-
-
-def _with_look(image16, look, bits: int):
-    """A 16-bit develop with ``look`` applied, quantised to ``bits``."""
-    import numpy as np
-
-    from isplab.classic.look import apply_look
-
-    styled = apply_look(image16, look)
-    return (styled * (255.0 if bits == 8 else 65535.0) + 0.5).astype(
-        np.uint8 if bits == 8 else np.uint16)
-
-
-def build_pipeline(isp: str, weights: str | None, onnx: str | None, tile: int | None,
-                   overlap: int | None, device: str, dtype: str, classic: dict[str, Any],
-                   backend: str = "auto"):
-    """The developer: LightISP (the classical options the torch-free 16-bit path covers),
-    ClassicISP, the hybrid ISP (``learned`` or ``--demosaic learned``; its learned stage on
-    ``backend``) or a blind zoo model (name + weights, weights file, run folder, ONNX file)."""
-    hybrid = isp == "learned" or classic.get("demosaic_algorithm") == "learned"
-    if hybrid and onnx is not None:
-        raise typer.BadParameter("--onnx runs a blind zoo ISP exported with isplab export; the "
-                                 "hybrid ISP (--isp learned) runs its learned stage in "
-                                 "onnxruntime itself (--backend)")
-    if isp in ("classic", "learned") and onnx is None:
-        if hybrid:
-            from isplab.infer.hybrid import hybrid_isp
-
-            return hybrid_isp(weights, tile=tile, overlap=overlap, device=device, dtype=dtype,
-                              backend=backend, **classic)
-        from isplab.classic.light import LightISP, covers
-
-        if covers(classic):  # the 16-bit OpenCV develop: no torch in this process
-            return LightISP(**classic)
-        from isplab.classic.pipeline import ClassicISP
-
-        return ClassicISP(**classic)
-    from isplab.infer.develop import learned_isp
-
-    return learned_isp(isp, weights=weights, onnx=onnx, tile=tile, overlap=overlap,
-                       device=device, dtype=dtype)
-
-
-def _check_device(device: str, dtype: str, backend: str = "auto") -> None:
-    import re
-
-    if backend not in ("auto", "torch", "onnxruntime"):  # isplab.infer.backends.BACKENDS
-        raise typer.BadParameter(f"--backend must be auto, torch or onnxruntime, got "
-                                 f"{backend!r}")
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
-        raise typer.BadParameter(f"--device must be auto, cpu or cuda[:i], got {device!r}")
-    if dtype not in ("float32", "bfloat16", "float16"):
-        raise typer.BadParameter(f"--dtype must be float32, bfloat16 or float16, got {dtype!r}")
 
 
 Inputs = Annotated[list[Path] | None, typer.Argument(
@@ -208,104 +103,4 @@ def command(
     A file that cannot be read or developed is reported in one line and skipped; existing
     outputs are skipped (--overwrite replaces them); the exit code is 1 if any file failed.
     """
-    from isplab.cli import _setup_logging, err
-
-    _setup_logging(debug, quiet)
-    if output_bps not in (8, 16):
-        raise typer.BadParameter("--output-bps must be 8 or 16")
-    if fmt is OutFormat.jpg and output_bps == 16:
-        raise typer.BadParameter("JPEG is 8-bit only: use --format png or tiff with "
-                                 "--output-bps 16")
-    _check_device(device, dtype, backend)
-    classic = dict(
-        demosaic_algorithm=demosaic.value, half_size=half_size, no_auto_bright=no_auto_bright,
-        bright=opt.finite(bright, "--bright", low=0, low_open=True, high=1e4),
-        tone=tone.value, gamma=opt.gamma(gamma),
-        denoise_strength=opt.finite(denoise, "--denoise", low=0, high=1),
-        noise=opt.noise(noise), **opt.wb(wb))
-    worker = DevelopWorker(
-        pipeline=dict(isp=isp, weights=None if weights is None else str(weights),
-                      onnx=None if onnx is None else str(onnx), tile=tile, overlap=overlap,
-                      device=device, dtype=dtype, classic=classic, backend=backend),
-        reader=opt.reader_overrides(width, height, bits, byte_order, cfa, black_level,
-                                    white_level),
-        mixed=False, output_bps=output_bps, overwrite=overwrite,
-        max_megapixels=opt.finite(max_megapixels, "--max-megapixels", low=0, low_open=True),
-        profile=_profile(profile, isp, wb, classic), look=_look(look))
-    inputs = list(inputs or [])
-    if not inputs and not sample:
-        raise typer.BadParameter("give raw files or folders to develop, or --sample")
-    raise typer.Exit(_run(worker, inputs, output, fmt, sample, jobs, shard, quiet, debug, err))
-
-
-def _profile(path: Path | None, isp: str, wb: str, classic: dict):
-    """Load ``--profile`` and put its transform (and white balance, unless ``--wb`` is
-    given) into the ClassicISP options; a bad file is one ``Invalid value`` line."""
-    if path is None:
-        return None
-    from isplab.classic.profile import load_profile
-    from isplab.errors import IsplabError
-
-    if isp not in ("classic", "learned"):
-        raise typer.BadParameter("--profile works with --isp classic or learned")
-    try:
-        prof = load_profile(path)
-    except IsplabError as exc:
-        raise typer.BadParameter(f"--profile: {exc}") from None
-    options = prof.isp_options()
-    if wb.lower() != "camera":  # an explicit --wb wins over the profile's gains
-        options.pop("user_wb")
-    classic.update(options)
-    return prof
-
-
-def _look(path: Path | None):
-    """Load ``--look``; a bad file is one ``Invalid value`` line."""
-    if path is None:
-        return None
-    from isplab.classic.look import LookProfile
-    from isplab.errors import IsplabError
-
-    try:
-        return LookProfile.load(path)
-    except IsplabError as exc:
-        raise typer.BadParameter(f"--look: {exc}") from None
-
-
-def _run(worker: DevelopWorker, inputs: list[Path], output: Path, fmt: OutFormat, sample: bool,
-         jobs: int | None, shard: str | None, quiet: bool, debug: bool, err) -> int:
-    from rich.markup import escape
-
-    from isplab.commands import _batch
-    from isplab.errors import IsplabError
-    from isplab.formats import OUTPUT_FORMATS, RAW_SCAN_SUFFIXES, is_headerless
-
-    try:
-        worker.build()  # a bad --isp / --weights fails once, before any file
-        parts = _batch.parse_shard(shard)
-        folder = _batch.OutputFolder(output)
-        folder.prepare()
-        if sample:
-            inputs.insert(0, _sample(output, quiet, err))
-    except IsplabError as exc:
-        if debug:
-            raise
-        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
-        return 2
-    files, problems = _batch.collect(inputs, RAW_SCAN_SUFFIXES)
-    files = _batch.select_shard(files, parts)
-    worker.mixed = any(is_headerless(f) for f in files) and \
-        not all(is_headerless(f) for f in files)
-    plan = _batch.plan_outputs(files, output, OUTPUT_FORMATS[fmt.value], worker.overwrite)
-    n = _batch.default_jobs() if jobs is None else int(opt.finite(jobs, "--jobs", low=1))
-    return _batch.run_batch("develop", "developed", plan, worker, jobs=n, quiet=quiet,
-                            debug=debug, console=err, problems=problems, folder=folder)
-
-
-def _sample(output: Path, quiet: bool, err) -> Path:
-    from isplab.sample import write_sample
-
-    path, written = write_sample(output)
-    if not quiet:
-        err.print(f"sample raw {'written to' if written else 'already in'} {path}")
-    return path
+    raise typer.Exit(develop(**locals()))

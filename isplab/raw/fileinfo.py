@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import re
+import struct
 import sys
 import tempfile
 from collections.abc import Callable
@@ -176,9 +177,35 @@ def libraw_errors(path: Path):
         raise RawReadError(f"corrupt raw file (LibRaw: {msg})", path) from exc
 
 
+def _first_ifd_tags(path: Path) -> set[int] | None:
+    """The tag numbers of a classic TIFF's first IFD (8 + 2 + 12 n bytes read, no tifffile),
+    or None when the file is not one read this plainly (not TIFF, BigTIFF, a short IFD)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            order = {b"II*\x00": "<", b"MM\x00*": ">"}.get(head[:4])
+            if order is None or len(head) < 8:
+                return None
+            f.seek(struct.unpack(order + "I", head[4:])[0])
+            count = f.read(2)
+            n = struct.unpack(order + "H", count)[0] if len(count) == 2 else 0
+            entries = f.read(12 * n)
+    except OSError:
+        return None
+    if n == 0 or len(entries) < 12 * n:
+        return None
+    return {struct.unpack_from(order + "H", entries, 12 * i)[0] for i in range(n)}
+
+
 def dng_noise_profile(path: Path) -> tuple[float, float] | None:
     """The DNG ``NoiseProfile`` tag (51041) as one ``(shot, read)`` pair (the mean over the
-    CFA planes when it gives one pair per plane), or None: a header read, no pixels."""
+    CFA planes when it gives one pair per plane), or None: a header read, no pixels.
+
+    A first IFD with neither the tag nor SubIFDs (330) has none: answered without importing
+    tifffile (10-20 ms of a 2 MP develop, issue 19); tifffile reads the rest."""
+    tags = _first_ifd_tags(path)
+    if tags is not None and not tags & {51041, 330}:
+        return None
     try:
         import tifffile
 

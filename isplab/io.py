@@ -80,21 +80,19 @@ _PNG_MARK = b"tEXtSoftware\x00" + SOFTWARE.encode()
 _JPEG_MARK = b"\xff\xfe" + (len(SOFTWARE) + 2).to_bytes(2, "big") + SOFTWARE.encode()
 
 
-def _mark(path: Path, suffix: str) -> None:
-    """Sign a PNG (a tEXt chunk after IHDR) or JPEG (a COM segment after SOI) in place."""
+def _signed(data: bytes, suffix: str) -> bytes:
+    """An encoded PNG with a tEXt chunk after IHDR, or a JPEG with a COM segment after SOI,
+    saying :data:`SOFTWARE` (other data unchanged)."""
     import zlib
 
-    data = path.read_bytes()
     if suffix == ".png" and data[12:16] == b"IHDR":
         body = _PNG_MARK[4:]
         chunk = (len(body).to_bytes(4, "big") + _PNG_MARK
                  + zlib.crc32(_PNG_MARK).to_bytes(4, "big"))
-        data = data[:33] + chunk + data[33:]  # 8 signature + 25 IHDR
-    elif suffix in (".jpg", ".jpeg") and data[:2] == b"\xff\xd8":
-        data = data[:2] + _JPEG_MARK + data[2:]
-    else:
-        return
-    path.write_bytes(data)
+        return b"".join((data[:33], chunk, data[33:]))  # 8 signature + 25 IHDR
+    if suffix in (".jpg", ".jpeg") and data[:2] == b"\xff\xd8":
+        return b"".join((data[:2], _JPEG_MARK, data[2:]))
+    return data
 
 
 def written_by_isplab(path: str | Path) -> bool:
@@ -173,10 +171,12 @@ def write_image(
             if side >= 1 << 20:
                 raise IsplabError(f"OpenCV writes PNG/JPEG up to 1,048,575 pixels per side, "
                                   f"this image has {side}: use --format tiff", path)
-            if not cv2.imwrite(tmp, np.ascontiguousarray(arr[..., ::-1]), params):
+            ok, encoded = cv2.imencode(suffix, np.ascontiguousarray(arr[..., ::-1]), params)
+            if not ok:
                 raise IsplabError(f"OpenCV could not write the {arr.shape[1]}x{arr.shape[0]} "
                                   f"{arr.dtype} image as {suffix}", path)
-            _mark(Path(tmp), suffix)
+            with open(tmp, "wb") as f:  # encoded and signed in memory: written once
+                f.write(_signed(encoded.tobytes(), suffix))
 
     return atomic_write(path, _write, overwrite)
 

@@ -56,7 +56,7 @@ def test_no_silent_overwrite_and_no_temporary_left(tmp_path, image):
 
 
 def test_failed_write_leaves_nothing(tmp_path, image, monkeypatch):
-    monkeypatch.setattr(cv2, "imwrite", lambda *a, **k: False)
+    monkeypatch.setattr(cv2, "imencode", lambda *a, **k: (False, None))
     with pytest.raises(Exception, match="could not write"):
         write_image(tmp_path / "x.png", image)
     assert list(tmp_path.iterdir()) == []

@@ -784,7 +784,8 @@ def test_auto_white_balance_ignores_pixels_with_a_clipped_channel():
     """Issue 20.6: on the openISP chart 17 % of green samples clip; counting the red and
     blue of those pixels while dropping their green turned the white background mint (red
     gain 1.50). Whole pixels with any clipped channel are left out: 1.59."""
-    from isplab.classic.white_balance import gray_world_gains, usable_pixels
+    from isplab.classic.illuminant import usable_mask
+    from isplab.classic.white_balance import gray_world_gains
     from isplab.raw import read
     from tests.conftest import RGGB_10BIT, need
 
@@ -795,5 +796,5 @@ def test_auto_white_balance_ignores_pixels_with_a_clipped_channel():
     grey = torch.full((1, 3, 8, 8), 0.4)
     grey[..., :4, :] = torch.tensor([1.0, 1.0, 0.7]).view(1, 3, 1, 1)  # clipped R and G
     assert torch.allclose(gray_world_gains(grey), torch.ones(1, 3))
-    blocks = torch.tensor([[[0.5, 1.0, 0.001], [0.5, 0.5, 0.001], [0.5, 0.2, 0.0005]]])
-    assert usable_pixels(blocks).tolist() == [[True, False, False]]
+    pixels = np.array([[[0.5, 0.5, 0.5], [1.0, 0.5, 0.2], [0.001, 0.001, 0.0005]]])
+    assert usable_mask(pixels).tolist() == [[True, False, False]]

@@ -285,7 +285,7 @@ def test_wb_option_accepts_every_estimator_and_keeps_old_names():
         opt.wb("retinex")
 
 
-@pytest.mark.parametrize("name", ["gray_edge", "shades_of_gray"])
+@pytest.mark.parametrize("name", ["gray_world", "white_patch", "gray_edge", "shades_of_gray"])
 def test_classic_isp_neutralises_a_cast_with_any_estimator(name):
     torch = pytest.importorskip("torch")
     from isplab.classic import ClassicISP
@@ -294,7 +294,7 @@ def test_classic_isp_neutralises_a_cast_with_any_estimator(name):
     rgb = torch.from_numpy(cast(scene(size=128))).permute(2, 0, 1)[None]
     isp = ClassicISP(use_camera_wb=False, use_auto_wb=True, auto_wb_method=name,
                      use_color_matrix=False, gamma=(1, 1), no_auto_bright=True)
-    g = isp._estimate_wb(mosaic(rgb, "RGGB"), "RGGB")
+    g = isp._select_gains(mosaic(rgb, "RGGB"), "RGGB", None)
     assert cc.angular_error(1 / g[0].numpy(), CAST) < 2.0
 
 

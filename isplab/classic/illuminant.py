@@ -51,7 +51,8 @@ def check_camera_rgb(rgb, name: str = "image") -> np.ndarray:
 def usable_mask(rgb: np.ndarray, saturation: float = SATURATION, dark: float = DARK
                 ) -> np.ndarray:
     """``H x W`` bool: no channel clipped (``>= saturation``) and not near black (max channel
-    above ``dark``), as :func:`isplab.classic.white_balance.usable_pixels`."""
+    above ``dark``): a clipped channel's ratio to the others is wrong (it turns a white wall
+    mint green), and noise and black-level errors dominate near black."""
     top = rgb.max(axis=2)
     return (top < saturation) & (top > dark)
 

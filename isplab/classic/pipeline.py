@@ -31,12 +31,7 @@ from isplab.classic.tone import (
     gamma_curve,
     smoothstep,
 )
-from isplab.classic.white_balance import (
-    apply_white_balance,
-    estimated_gains,
-    gray_world_gains,
-    white_patch_gains,
-)
+from isplab.classic.white_balance import apply_white_balance, estimated_gains
 from isplab.errors import InvalidInputError
 from isplab.raw.cfa import check_pattern, pack, unpack
 from isplab.raw.image import RawImage
@@ -166,17 +161,10 @@ class ClassicISP(nn.Module):
         if self.user_wb is not None:
             return self.user_wb
         if self.use_auto_wb:
-            return self._estimate_wb(mosaic, cfa)
+            return estimated_gains(mosaic, self.auto_wb_method, cfa=cfa)
         if self.use_camera_wb and wb_gains is not None:
             return wb_gains
         return None
-
-    def _estimate_wb(self, mosaic: torch.Tensor, cfa: str) -> torch.Tensor:
-        if self.auto_wb_method == "gray_world":
-            return gray_world_gains(mosaic, cfa=cfa)
-        if self.auto_wb_method == "white_patch":
-            return white_patch_gains(mosaic, cfa=cfa)
-        return estimated_gains(mosaic, self.auto_wb_method, cfa=cfa)
 
     def forward(
         self,

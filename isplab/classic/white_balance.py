@@ -1,5 +1,6 @@
-"""White balance: applying gains and estimating them (gray world, white patch in torch; every
-other estimator of :mod:`isplab.classic.awb` through :func:`estimated_gains`).
+"""White balance: applying gains (torch, batched) and estimating them with the estimators of
+:mod:`isplab.classic.awb` (NumPy, one implementation each, in :mod:`isplab.classic.illuminant`
+and :mod:`isplab.classic.ffcc`) on each image of a batch.
 
 Gains are always given as (R, G, B) multipliers, normalised to G = 1 by the estimators.
 """
@@ -47,84 +48,29 @@ def apply_white_balance(
     return out.clamp(max=1.0) if clip else out
 
 
-def _rgb_blocks(x: torch.Tensor, cfa: str | None) -> torch.Tensor:
-    """``N x 3 x K`` colour samples, one column per pixel (RGB input) or per 2x2 Bayer block
-    (packed or mosaic input: R, mean of the two greens, B), so that every estimator can drop
-    a whole pixel when one of its channels is clipped."""
+def _camera_rgb(x: torch.Tensor, cfa: str | None) -> np.ndarray:
+    """``N x H x W x 3`` float32 NumPy camera RGB, demosaic-free: an RGB input as it is, a
+    packed or mosaic one as each 2x2 Bayer block's R, mean of its two greens, and B."""
     check_image(x, (1, 3, 4), "x")
     if x.shape[1] == 1:
         if cfa is None:
             raise ValueError("white-balance estimation on a mosaic needs its cfa pattern")
         x = pack(x, cfa)
-    n = x.shape[0]
     if x.shape[1] == 4:
         x = torch.stack([x[:, 0], (x[:, 1] + x[:, 2]) * 0.5, x[:, 3]], dim=1)
-    return x.reshape(n, 3, -1)
+    return x.detach().float().permute(0, 2, 3, 1).cpu().numpy()
 
 
-def usable_pixels(blocks: torch.Tensor, saturation: float = 0.99, dark: float = 0.002
-                  ) -> torch.Tensor:
-    """``N x K`` mask of the pixels an illuminant estimate may use: no channel clipped (at or
-    above ``saturation``: a clipped channel's ratio to the others is wrong, which turns a
-    white wall mint green) and not near black (max channel above ``dark``: noise and black
-    level errors)."""
-    top = blocks.amax(dim=1)
-    return (top < saturation) & (top > dark)
-
-
-def gray_world_gains(
-    x: torch.Tensor, cfa: str | None = None, saturation: float = 0.99, dark: float = 0.002
-) -> torch.Tensor:
-    """Gray-world gains: make the mean of each colour equal over the usable pixels
-    (:func:`usable_pixels`: no channel clipped, not near black).
-
-    Args:
-        x: linear camera data (RGB ``N x 3``, packed ``N x 4`` or mosaic ``N x 1``).
-        cfa: Bayer pattern of a mosaic input.
-        saturation: a pixel with any channel at or above this value is left out.
-        dark: a pixel whose channels are all at or below this value is left out.
-
-    Returns:
-        ``N x 3`` gains (R, G, B) with G = 1.
-    """
-    blocks = _rgb_blocks(x, cfa)
-    valid = usable_pixels(blocks, saturation, dark)
-    valid = torch.where(valid.any(dim=1, keepdim=True), valid, torch.ones_like(valid))
-    w = valid.to(blocks.dtype)[:, None]
-    m = ((blocks * w).sum(dim=2) / w.sum(dim=2).clamp(min=1)).clamp(min=1e-8)
-    return m[:, 1:2] / m
-
-
-def white_patch_gains(
-    x: torch.Tensor, cfa: str | None = None, percentile: float = 99.0, saturation: float = 0.99,
-    dark: float = 0.002,
-) -> torch.Tensor:
-    """White-patch (max-RGB) gains: make a high percentile of each colour equal over the
-    usable pixels (:func:`usable_pixels`).
-
-    Using a percentile rather than the maximum keeps a few hot pixels from deciding the
-    result; pixels with a clipped channel are ignored (all three colours of them).
-
-    Returns:
-        ``N x 3`` gains (R, G, B) with G = 1.
-    """
-    q = percentile / 100.0
-    blocks = _rgb_blocks(x, cfa)
-    valid = usable_pixels(blocks, saturation, dark)
-    tops = []
-    for image, keep in zip(blocks, valid, strict=True):
-        cols = image[:, keep] if keep.any() else image
-        if cols.shape[1] > 1_000_000:
-            cols = cols[:, :: cols.shape[1] // 1_000_000 + 1]
-        tops.append(torch.quantile(cols, q, dim=1))
-    t = torch.stack(tops).clamp(min=1e-8)
-    return t[:, 1:2] / t
+def _gains(x: torch.Tensor, cfa: str | None, illuminant) -> torch.Tensor:
+    """``N x 3`` gains (G = 1), the inverse of ``illuminant(rgb)`` image by image."""
+    g = [1.0 / np.asarray(illuminant(rgb), dtype=np.float64) for rgb in _camera_rgb(x, cfa)]
+    return torch.as_tensor(np.stack(g), dtype=x.dtype, device=x.device)
 
 
 def estimated_gains(x: torch.Tensor, method: str, cfa: str | None = None) -> torch.Tensor:
-    """Gains from any estimator of :data:`isplab.classic.awb.ESTIMATORS` (gray edge, shades
-    of gray, the learned one, ...), image by image, on the demosaic-free camera RGB (each 2x2
-    Bayer block's R, mean G, B for packed or mosaic input).
+    """Gains from any estimator of :data:`isplab.classic.awb.ESTIMATORS` (gray world, white
+    patch, gray edge, shades of gray, the learned one, ...), image by image, on the
+    demosaic-free camera RGB (each 2x2 Bayer block's R, mean G, B for packed or mosaic input).
 
     Args:
         x: linear camera data (RGB ``N x 3``, packed ``N x 4`` or mosaic ``N x 1``).
@@ -136,13 +82,24 @@ def estimated_gains(x: torch.Tensor, method: str, cfa: str | None = None) -> tor
     """
     from isplab.classic import awb
 
-    check_image(x, (1, 3, 4), "x")
-    if x.shape[1] == 1:
-        if cfa is None:
-            raise ValueError("white-balance estimation on a mosaic needs its cfa pattern")
-        x = pack(x, cfa)
-    if x.shape[1] == 4:
-        x = torch.stack([x[:, 0], (x[:, 1] + x[:, 2]) * 0.5, x[:, 3]], dim=1)
-    rgb = x.detach().float().permute(0, 2, 3, 1).cpu().numpy()
-    g = [awb.gains(method, image) for image in rgb]
-    return torch.as_tensor(np.stack(g), dtype=x.dtype, device=x.device)
+    return _gains(x, cfa, lambda rgb: awb.estimate(method, rgb))
+
+
+def gray_world_gains(x: torch.Tensor, cfa: str | None = None, saturation: float = 0.99,
+                     dark: float = 0.002) -> torch.Tensor:
+    """Gray-world gains, ``N x 3`` with G = 1: :func:`isplab.classic.illuminant.gray_world`
+    (the mean colour of the pixels with no channel at or above ``saturation`` and not all at
+    or below ``dark``) per image of ``x`` (RGB, packed or mosaic with ``cfa``)."""
+    from isplab.classic.illuminant import gray_world
+
+    return _gains(x, cfa, lambda rgb: gray_world(rgb, saturation=saturation, dark=dark))
+
+
+def white_patch_gains(x: torch.Tensor, cfa: str | None = None, percentile: float = 99.0,
+                      saturation: float = 0.99, dark: float = 0.002) -> torch.Tensor:
+    """White-patch gains, ``N x 3`` with G = 1: :func:`isplab.classic.illuminant.white_patch`
+    (a high ``percentile`` of each colour over the usable pixels, so that a few hot pixels do
+    not decide) per image of ``x`` (RGB, packed or mosaic with ``cfa``)."""
+    from isplab.classic.illuminant import white_patch
+
+    return _gains(x, cfa, lambda rgb: white_patch(rgb, percentile, saturation, dark))

@@ -295,6 +295,37 @@ def _random_or_center(h: int, w: int, p: int, gen: torch.Generator, random: bool
         raise InvalidInputError(exc.reason, path) from None
 
 
+
+class _Photos(_Base):
+    """A dataset made from the photos of some folders, one source per photo file."""
+
+    def _use_photos(self, folders, split: str, val_fraction: float) -> None:
+        """``self.files``: the ``split`` of the photos in ``folders`` (read into the cache now
+        when the dataset caches)."""
+        files = [f for folder in _as_folders(folders) for f in list_images(folder)]
+        self.files = split_files(files, split, val_fraction)
+        if self.cache:
+            self._store.preload(self.files, read_rgb_array)
+
+    def _n_sources(self) -> int:
+        return len(self.files)
+
+    def _photo(self, index: int) -> tuple[Path, np.ndarray, torch.Generator]:
+        """Item ``index``'s photo file, its pixels and its random stream."""
+        path = self.files[self._source(index)]
+        return path, self._store.get(path, read_rgb_array), self.generator(index)
+
+    def _random_patch(self, img: np.ndarray, gen: torch.Generator, path: Path) -> np.ndarray:
+        """A random ``self.patch`` square of ``img`` at even offsets, flipped/transposed by
+        ``gen`` when ``self.augment``."""
+        from isplab.data.augment import random_flags
+
+        p = self.patch
+        y, x = _random_or_center(img.shape[0], img.shape[1], p, gen, True, 2, path)
+        crop = img[y:y + p, x:x + p]
+        return transform_array(crop, **random_flags(gen)) if self.augment else crop
+
+
 # --- pairs of files -----------------------------------------------------------------------
 
 

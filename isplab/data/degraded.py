@@ -10,23 +10,16 @@ from typing import Any
 import torch
 
 from isplab.classic import histogram_equalize
-from isplab.data.augment import random_flags
 from isplab.data.datasets import (
-    _as_folders,
-    _Base,
     _check_patch,
-    _random_or_center,
-    list_images,
-    read_rgb_array,
-    split_files,
+    _Photos,
     to_float,
-    transform_array,
 )
 from isplab.errors import InvalidInputError
 from isplab.synth.degradations import DOMAINS, degrade
 
 
-class DegradedPairDataset(_Base):
+class DegradedPairDataset(_Photos):
     """sRGB -> sRGB enhancement pairs made from clean photos: each patch degraded by the
     domains of :mod:`isplab.synth.degradations` (sensor noise in linear light, blur / down-up /
     JPEG texture loss, white-balance / tone casts), the clean patch as the target.
@@ -69,23 +62,11 @@ class DegradedPairDataset(_Base):
         self.domains, self.probability = tuple(domains), float(probability)
         self.target_he = bool(target_he)
         self.augment = bool(augment) and split != "val"
-        files = [f for folder in _as_folders(folders) for f in list_images(folder)]
-        self.files = split_files(files, split, val_fraction)
-        if cache:
-            self._store.preload(self.files, read_rgb_array)
-
-    def _n_sources(self) -> int:
-        return len(self.files)
+        self._use_photos(folders, split, val_fraction)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        path = self.files[self._source(index)]
-        img = self._store.get(path, read_rgb_array)
-        gen = self.generator(index)
-        p = self.patch
-        y, x = _random_or_center(img.shape[0], img.shape[1], p, gen, True, 2, path)
-        crop = img[y:y + p, x:x + p]
-        if self.augment:
-            crop = transform_array(crop, **random_flags(gen))
+        path, img, gen = self._photo(index)
+        crop = self._random_patch(img, gen, path)
         clean = to_float(crop)
         degraded = clean
         for domain in self.domains:

@@ -9,23 +9,16 @@ from typing import Any
 import torch
 
 from isplab.classic import srgb_to_linear
-from isplab.data.augment import random_flags
 from isplab.data.datasets import (
-    _as_folders,
-    _Base,
     _check_patch,
-    _random_or_center,
-    list_images,
-    read_rgb_array,
-    split_files,
+    _Photos,
     to_float,
-    transform_array,
 )
 from isplab.errors import InvalidInputError
 from isplab.raw.cfa import check_pattern, mosaic, pack
 
 
-class DemosaicDataset(_Base):
+class DemosaicDataset(_Photos):
     """RGB photos re-mosaiced through a Bayer CFA (the MSR demosaicing protocol).
 
     ``space="linear"`` linearises the sRGB photo first (IEC 61966-2-1 curve) so that raw and
@@ -77,28 +70,15 @@ class DemosaicDataset(_Base):
         self.space, self.cfa = space, check_pattern(cfa)
         self.noise = tuple(float(v) for v in noise) if isinstance(noise, (tuple, list)) else noise
         self.augment = bool(augment) and self.patch is not None and split != "val"
-        files = [f for folder in _as_folders(folders) for f in list_images(folder)]
-        self.files = split_files(files, split, val_fraction)
-        if cache:
-            self._store.preload(self.files, read_rgb_array)
-
-    def _n_sources(self) -> int:
-        return len(self.files)
+        self._use_photos(folders, split, val_fraction)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        path = self.files[self._source(index)]
-        img = self._store.get(path, read_rgb_array)
-        gen = self.generator(index)
+        path, img, gen = self._photo(index)
         if self.patch is None:
             h, w = img.shape[0] // 2 * 2, img.shape[1] // 2 * 2
             rgb = to_float(img[:h, :w])
         else:
-            p = self.patch
-            y, x = _random_or_center(img.shape[0], img.shape[1], p, gen, True, 2, path)
-            crop = img[y:y + p, x:x + p]
-            if self.augment:
-                crop = transform_array(crop, **random_flags(gen))
-            rgb = to_float(crop)
+            rgb = to_float(self._random_patch(img, gen, path))
         if self.space == "linear":
             rgb = srgb_to_linear(rgb)
         raw = pack(mosaic(rgb[None], self.cfa), self.cfa)[0]

@@ -11,12 +11,8 @@ import torch
 
 from isplab.data.augment import random_flags
 from isplab.data.datasets import (
-    _as_folders,
-    _Base,
     _check_patch,
-    list_images,
-    read_rgb_array,
-    split_files,
+    _Photos,
     to_float,
     transform_array,
 )
@@ -34,7 +30,7 @@ def bilinear_error(rgb: torch.Tensor) -> float:
     return float((est[0, :, 2:-2, 2:-2] - rgb[:, 2:-2, 2:-2]).abs().mean())
 
 
-class JDDDataset(_Base):
+class JDDDataset(_Photos):
     """``jdd_net`` pairs made on the fly from photos (:func:`isplab.synth.jdd.make_jdd_pair`).
 
     Item ``i``: photo ``i // patches_per_image``; with probability ``downscale`` the crop is
@@ -87,13 +83,7 @@ class JDDDataset(_Base):
                         "exposure_range": tuple(float(v) for v in exposure_range),
                         "shot_range": tuple(float(v) for v in shot_range)}
         self.augment = bool(augment) and split != "val"
-        files = [f for folder in _as_folders(folders) for f in list_images(folder)]
-        self.files = split_files(files, split, val_fraction)
-        if cache:
-            self._store.preload(self.files, read_rgb_array)
-
-    def _n_sources(self) -> int:
-        return len(self.files)
+        self._use_photos(folders, split, val_fraction)
 
     def _crop(self, img: np.ndarray, gen: torch.Generator, half: bool) -> torch.Tensor:
         import cv2
@@ -111,11 +101,9 @@ class JDDDataset(_Base):
     def __getitem__(self, index: int) -> dict[str, Any]:
         from isplab.synth.jdd import make_jdd_pair, sample_jdd_params
 
-        path = self.files[self._source(index)]
-        img = self._store.get(path, read_rgb_array)
+        path, img, gen = self._photo(index)
         if min(img.shape[:2]) < self.patch:
             raise InvalidInputError(f"image smaller than the {self.patch}-px patch", path)
-        gen = self.generator(index)
         half = float(torch.rand(1, generator=gen)) < self.downscale
         crops = [self._crop(img, gen, half) for _ in range(self.hard)]
         rgb = max(crops, key=bilinear_error) if len(crops) > 1 else crops[0]

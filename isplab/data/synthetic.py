@@ -9,23 +9,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from isplab.data.augment import random_flags
 from isplab.data.datasets import (
-    _as_folders,
-    _Base,
     _check_patch,
-    _random_or_center,
-    list_images,
-    read_rgb_array,
-    split_files,
+    _Photos,
     to_float,
-    transform_array,
 )
 from isplab.errors import IsplabError
 from isplab.raw.cfa import check_pattern
 
 
-class SyntheticRawDataset(_Base):
+class SyntheticRawDataset(_Photos):
     """(raw, sRGB) pairs made on the fly from sRGB photos by unprocessing (Brooks et al. 2019).
 
     Item ``i``: photo ``i // patches_per_image``; a random ``patch x patch`` crop at even
@@ -85,23 +78,11 @@ class SyntheticRawDataset(_Base):
         self.noise, self.low_light, self.bit_depth = noise, float(low_light), bit_depth
         self.augment = bool(augment) and split != "val"
         self.noise_map = bool(noise_map)
-        files = [f for folder in _as_folders(folders) for f in list_images(folder)]
-        self.files = split_files(files, split, val_fraction)
-        if cache:
-            self._store.preload(self.files, read_rgb_array)
-
-    def _n_sources(self) -> int:
-        return len(self.files)
+        self._use_photos(folders, split, val_fraction)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        path = self.files[self._source(index)]
-        img = self._store.get(path, read_rgb_array)
-        gen = self.generator(index)
-        p = self.patch
-        y, x = _random_or_center(img.shape[0], img.shape[1], p, gen, True, 2, path)
-        crop = img[y:y + p, x:x + p]
-        if self.augment:
-            crop = transform_array(crop, **random_flags(gen))
+        path, img, gen = self._photo(index)
+        crop = self._random_patch(img, gen, path)
         crop = np.ascontiguousarray(crop)
         srgb = to_float(crop)
         # 8-bit photos decode through the table of isplab.synth (same values, faster)

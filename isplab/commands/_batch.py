@@ -255,8 +255,12 @@ def run_tasks(tasks: list[Task], worker: Callable[[Task], list[str]], *, jobs: i
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    method = "fork" if "torch" not in sys.modules else "spawn"
+    # not fork: LibRaw (OpenMP) is not fork-safe (rawpy warns in forked children); workers
+    # fork from a clean server that imported the stack once. A parent that holds torch spawns.
+    method = "forkserver" if "torch" not in sys.modules else "spawn"
     ctx = mp.get_context(method)
+    if method == "forkserver":
+        ctx.set_forkserver_preload(["numpy", "cv2", "rawpy", type(worker).__module__])
     pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
                                initargs=(worker, debug, 1))
     pending = set()

@@ -14,7 +14,7 @@ PACKAGE = ROOT / "isplab"
 
 #: the layers, bottom first; a unit may import its own layer and those below only
 LAYERS = [
-    {"errors", "formats", "registry", "checks", "sharding", "io", "__init__"},
+    {"errors", "formats", "registry", "checks", "sharding", "io", "weights_index", "__init__"},
     {"raw"},
     {"classic"},
     {"models", "synth", "metrics", "losses", "backbones", "sample"},

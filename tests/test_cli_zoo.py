@@ -29,6 +29,26 @@ def test_models_lists_the_zoo_with_parameters():
     assert res.exit_code == 2 and "unknown model" in res.output
 
 
+def test_models_manifest_is_the_registry_and_the_listing_imports_no_torch():
+    """``isplab models`` lists the zoo from isplab/models/manifest.json (issue 20: it took 10 s
+    building every model, then 2 s importing torch): the file must equal the registry, and the
+    command must not import torch."""
+    import subprocess
+    import sys
+
+    from isplab.models.registry import MANIFEST, manifest
+
+    assert json.loads(MANIFEST.read_text()) == manifest(), (
+        "isplab/models/manifest.json is stale: python -c \"from isplab.models.registry import "
+        "write_manifest; write_manifest()\"")
+    code = ("import sys; sys.argv = ['isplab', 'models', '--json']; from isplab.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "jdd_net" in {i["name"] for i in json.loads(res.stdout)}
+
+
 def test_models_shows_installed_weights(tmp_path, monkeypatch):
     save_weights(create_model("microisp"), tmp_path / "microisp.safetensors")
     monkeypatch.setenv("ISPLAB_WEIGHTS_DIR", str(tmp_path))

@@ -19,15 +19,18 @@ def command(
     from rich.table import Table
 
     from isplab.cli import err, out
-    from isplab.errors import IsplabError
-    from isplab.models import installed_weights, list_models, model_info
+    from isplab.weights_index import installed_weights
 
-    try:
-        names = [name] if name else list(list_models(include_private=all_))
-        infos = [model_info(n) for n in names]
-    except IsplabError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+    # the registry's facts as written to isplab/models/manifest.json (a test keeps it equal to
+    # the registry): listing the zoo imports no torch
+    zoo = json.loads((Path(__file__).resolve().parents[1] / "models" / "manifest.json")
+                     .read_text())
+    if name is not None and name not in zoo:
+        err.print(f"[red]error:[/] unknown model {name!r}; available: "
+                  f"{', '.join(n for n in zoo if zoo[n]['public'])}")
+        raise typer.Exit(2)
+    names = [name] if name else [n for n in sorted(zoo) if all_ or zoo[n]["public"]]
+    infos = [zoo[n] for n in names]
     for info in infos:
         info["weights"] = [str(p) for p in installed_weights(info["name"])]
     if as_json:

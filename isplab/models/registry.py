@@ -218,6 +218,27 @@ def model_info(name: str, **config: Any) -> dict[str, Any]:
     }
 
 
+#: the zoo's :func:`model_info` for every model, as ``isplab models`` reads it without torch
+MANIFEST = Path(__file__).resolve().parent / "manifest.json"
+
+
+def manifest() -> dict[str, dict[str, Any]]:
+    """:func:`model_info` of every registered model, JSON-ready: what :data:`MANIFEST` holds
+    (a test checks the file against the registry; rewrite it with :func:`write_manifest`)."""
+    import json
+
+    return json.loads(json.dumps({n: model_info(n) for n in list_models()}))
+
+
+def write_manifest() -> Path:
+    """Write :data:`MANIFEST` from the registry:
+    ``python -c "from isplab.models.registry import write_manifest; write_manifest()"``."""
+    import json
+
+    MANIFEST.write_text(json.dumps(manifest(), indent=1) + "\n")
+    return MANIFEST
+
+
 def gflops_per_megapixel(model: nn.Module, input_hw: tuple[int, int] = (128, 128),
                          channels: int = 4, output_scale: int = 2) -> float:
     """GFLOPs (multiply-add = 2 FLOPs, as ``torch.utils.flop_counter`` counts) per megapixel

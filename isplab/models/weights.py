@@ -6,7 +6,6 @@ Loading never unpickles: safetensors only, shapes checked with a clear message.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +15,12 @@ from torch import nn
 
 from isplab.errors import InvalidInputError
 from isplab.io import atomic_write
-
-
-def sidecar_path(path: str | Path) -> Path:
-    """``model.safetensors`` -> ``model.json``."""
-    return Path(path).with_suffix(".json")
+from isplab.weights_index import (  # noqa: F401  (re-exported: the torch-free half)
+    PACKAGE_WEIGHTS,
+    installed_weights,
+    read_weights_meta,
+    sidecar_path,
+)
 
 
 def model_record(model: nn.Module) -> dict[str, Any]:
@@ -48,32 +48,6 @@ def save_weights(
     )
     atomic_write(sidecar_path(path), lambda tmp: Path(tmp).write_text(text), overwrite=overwrite)
     return path
-
-
-def read_weights_meta(path: str | Path) -> dict[str, Any]:
-    """The model record saved with a weights file (sidecar JSON, else the safetensors header).
-
-    The record is data: a JSON object whose ``name`` and ``config`` are only ever looked up in
-    the registry (:func:`load_model`). Raises InvalidInputError when it is unreadable.
-    """
-    path = Path(path)
-    side = sidecar_path(path)
-    try:
-        if side.is_file():
-            text, where = side.read_text(), side
-        else:
-            from safetensors import safe_open
-
-            with safe_open(str(path), framework="pt") as f:
-                text, where = (f.metadata() or {}).get("isplab", "{}"), path
-        meta = json.loads(text)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise InvalidInputError(f"unreadable model record ({exc})", path) from exc
-    except Exception as exc:  # safetensors' own error types
-        raise InvalidInputError(f"not a readable safetensors file ({exc})", path) from exc
-    if not isinstance(meta, dict):
-        raise InvalidInputError("the model record is not a JSON object", where)
-    return meta
 
 
 def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> nn.Module:
@@ -189,29 +163,3 @@ def resolve(spec: str | Path, weights: str | Path | None = None,
         raise InvalidInputError(f"unknown model {name!r}: a zoo name (isplab models), a "
                                 "weights file or a training-run folder")
     return load_model(path)
-
-
-#: the weights shipped in the package
-PACKAGE_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
-
-
-def installed_weights(name: str) -> list[Path]:
-    """Weights files for ``name`` in the package's ``isplab/weights/`` and in
-    ``$ISPLAB_WEIGHTS_DIR``: files whose recorded model name (JSON sidecar or safetensors
-    header) is ``name``, or, without a record, whose file name starts with it."""
-    dirs = [PACKAGE_WEIGHTS]
-    if os.environ.get("ISPLAB_WEIGHTS_DIR"):
-        dirs.append(Path(os.environ["ISPLAB_WEIGHTS_DIR"]))
-    found: list[Path] = []
-    for d in dirs:
-        if not d.is_dir():
-            continue
-        for p in sorted(d.glob("*.safetensors")):
-            try:
-                recorded = read_weights_meta(p).get("name")
-            except Exception:  # unreadable file: judge by its name
-                recorded = None
-            if recorded == name or (recorded is None and
-                                    (p.stem == name or p.stem.startswith(f"{name}_"))):
-                found.append(p)
-    return found

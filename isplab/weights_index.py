@@ -17,6 +17,8 @@ from isplab.errors import InvalidInputError
 
 #: the weights shipped in the package
 PACKAGE_WEIGHTS = Path(__file__).resolve().parent / "weights"
+#: the zoo's ``model_info`` of every model (``isplab.models.registry.write_manifest``)
+MANIFEST = Path(__file__).resolve().parent / "models" / "manifest.json"
 
 
 def sidecar_path(path: str | Path) -> Path:

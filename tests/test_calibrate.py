@@ -213,6 +213,19 @@ def test_calibrate_bad_csv_is_one_line_and_writes_nothing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["short.csv"]
 
 
+def _calibrate_acme_chart(tmp_path, raw, corners):
+    """The chart raw as an "Acme One" DNG calibrated (3x3, no black offset) into acme.json:
+    ``(dng, profile, calibrate's result, the profile's JSON)``."""
+    from isplab.raw.dng import write_dng
+
+    dng = write_dng(tmp_path / "chart.dng", raw, make="Acme", model="One")
+    profile = tmp_path / "acme.json"
+    r = _invoke("calibrate", dng, "--corners", ",".join(map(str, corners)), "-o", profile,
+                "--transform", "matrix", "--no-black-offset")
+    assert r.exit_code == 0, r.output
+    return dng, profile, r, json.loads(profile.read_text())
+
+
 @pytest.mark.slow
 def test_calibrate_and_develop_with_profile(tmp_path):
     from isplab.io import read_image
@@ -220,12 +233,7 @@ def test_calibrate_and_develop_with_profile(tmp_path):
 
     cam = synthetic_patches(exposure=0.25)
     raw, corners = chart_raw(cam, cell=32)
-    dng = write_dng(tmp_path / "chart.dng", raw, make="Acme", model="One")
-    profile = tmp_path / "acme.json"
-    r = _invoke("calibrate", dng, "--corners", ",".join(map(str, corners)), "-o", profile,
-                "--transform", "matrix", "--no-black-offset")
-    assert r.exit_code == 0, r.output
-    doc = json.loads(profile.read_text())
+    dng, profile, r, doc = _calibrate_acme_chart(tmp_path, raw, corners)
     assert doc["camera"] == {"make": "Acme", "model": "One"} and len(doc["source"]["sha256"]) == 64
     assert (tmp_path / "acme_patches.csv").is_file()
     r = _invoke("develop", dng, "-o", tmp_path / "dev", "--profile", profile, "--no-auto-bright",
@@ -318,15 +326,9 @@ def test_flat_field_profile_round_trip_and_other_frames(tmp_path):
 @pytest.mark.slow
 def test_calibrate_and_develop_a_shaded_chart(tmp_path):
     from isplab.io import read_image
-    from isplab.raw.dng import write_dng
 
     raw, corners = shaded_chart_raw()
-    dng = write_dng(tmp_path / "chart.dng", raw, make="Acme", model="One")
-    profile = tmp_path / "acme.json"
-    r = _invoke("calibrate", dng, "--corners", ",".join(map(str, corners)), "-o", profile,
-                "--transform", "matrix", "--no-black-offset")
-    assert r.exit_code == 0, r.output
-    doc = json.loads(profile.read_text())
+    dng, profile, r, doc = _calibrate_acme_chart(tmp_path, raw, corners)
     assert doc["flat_field"]["applied"] and doc["fit"]["loo_mean_delta_e2000"] < 0.5
     assert "flat field on" in r.output
     r = _invoke("develop", dng, "-o", tmp_path / "dev", "--profile", profile, "--no-auto-bright",

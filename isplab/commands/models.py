@@ -19,12 +19,11 @@ def command(
     from rich.table import Table
 
     from isplab.cli import err, out
-    from isplab.weights_index import installed_weights
+    from isplab.weights_index import MANIFEST, installed_weights
 
-    # the registry's facts as written to isplab/models/manifest.json (a test keeps it equal to
-    # the registry): listing the zoo imports no torch
-    zoo = json.loads((Path(__file__).resolve().parents[1] / "models" / "manifest.json")
-                     .read_text())
+    # the registry's facts as written to the manifest (a test keeps it equal to the
+    # registry): listing the zoo imports no torch
+    zoo = json.loads(MANIFEST.read_text())
     if name is not None and name not in zoo:
         err.print(f"[red]error:[/] unknown model {name!r}; available: "
                   f"{', '.join(n for n in zoo if zoo[n]['public'])}")

@@ -30,6 +30,7 @@ from torch import nn
 
 from isplab.errors import InvalidInputError
 from isplab.registry import Registry
+from isplab.weights_index import MANIFEST
 
 #: channels of each input space (``packed_raw_noise``: packed raw + its noise std map)
 INPUT_CHANNELS = {"packed_raw": 4, "packed_raw_noise": 8, "srgb": 3, "linear_rgb": 3,
@@ -218,8 +219,6 @@ def model_info(name: str, **config: Any) -> dict[str, Any]:
     }
 
 
-#: the zoo's :func:`model_info` for every model, as ``isplab models`` reads it without torch
-MANIFEST = Path(__file__).resolve().parent / "manifest.json"
 
 
 def manifest() -> dict[str, dict[str, Any]]:

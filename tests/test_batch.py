@@ -257,3 +257,50 @@ def test_synth_outputs_develop_with_their_recorded_levels(tmp_path):
     assert img.wb_gains is not None and img.camera_to_srgb is not None
     r = run("develop", raw_png, "-o", tmp_path / "dev", "-q")
     assert r.exit_code == 0, r.output
+
+
+class _Pid:
+    """A picklable batch worker that answers the process it ran in."""
+
+    def __call__(self, task: _batch.Task) -> list[str]:
+        return [str(os.getpid())]
+
+
+class _WorkerCrashes:
+    """A picklable batch worker that dies (as a crash in native code would) in any process
+    but the one that made it."""
+
+    def __init__(self) -> None:
+        self.parent = os.getpid()
+
+    def __call__(self, task: _batch.Task) -> list[str]:
+        if os.getpid() != self.parent:
+            os._exit(3)
+        return []
+
+
+def _tasks(tmp_path, n):
+    return [_batch.Task(tmp_path / f"{i}.dng", tmp_path / f"{i}.png") for i in range(n)]
+
+
+def test_jobs_share_the_queue_with_this_process(tmp_path):
+    tasks, seen = _tasks(tmp_path, 6), []
+    _batch.run_tasks(tasks, _Pid(), jobs=2,
+                     on_result=lambda task, ok, lines: seen.append((task, ok, lines[0])))
+    assert sorted(t.source.name for t, _, _ in seen) == sorted(t.source.name for t in tasks)
+    assert all(ok for _, ok, _ in seen)
+    pids = {pid for _, _, pid in seen}
+    assert str(os.getpid()) in pids and len(pids) == 2  # this process and one worker
+
+
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_a_worker_that_dies_fails_its_file_and_the_batch_goes_on(tmp_path, jobs):
+    tasks, seen = _tasks(tmp_path, 6), []
+    _batch.run_tasks(tasks, _WorkerCrashes(), jobs=jobs,
+                     on_result=lambda task, ok, lines: seen.append((task, ok, lines)))
+    assert sorted(t.source.name for t, _, _ in seen) == sorted(t.source.name for t in tasks)
+    failed = [(t, lines) for t, ok, lines in seen if not ok]
+    # the files the workers held when one died (the pool breaks); this process did the rest
+    assert 1 <= len(failed) <= jobs - 1
+    for task, lines in failed:
+        assert lines[0].startswith(f"{task.source}: the worker process running it died")

@@ -15,8 +15,10 @@ Rules it enforces for every verb:
   links the finished file into place, which fails if a concurrent run got there first);
 - hidden temporary files left by killed runs (their process is gone) are removed;
 - one bad file is one line and the batch goes on; the exit code is 1 when any file failed;
-- ``--jobs N`` runs N worker processes, each one file at a time (outputs identical to
-  ``--jobs 1``); ``--shard K/N`` keeps the K-th of N deterministic parts of the inputs.
+- ``--jobs N`` runs N processes, this one and N - 1 workers, each one file at a time
+  (outputs identical to ``--jobs 1``); a worker that dies (a crash in native code) fails
+  the files it held and this process develops the rest; ``--shard K/N`` keeps the K-th of
+  N deterministic parts of the inputs.
 
 Nothing here imports torch: the classical develop path stays light.
 """
@@ -27,6 +29,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -238,47 +241,169 @@ def _run_one(task: Task) -> tuple[Task, bool, list[str]]:
 def run_tasks(tasks: list[Task], worker: Callable[[Task], list[str]], *, jobs: int = 1,
               debug: bool = False, on_result: Callable[[Task, bool, list[str]], None],
               on_start: Callable[[Task], None] | None = None) -> None:
-    """Run ``worker(task)`` on every task (in ``jobs`` processes when > 1), reporting each
-    result to ``on_result(task, ok, notes_or_failure_lines)`` as it completes.
+    """Run ``worker(task)`` on every task in ``jobs`` processes, reporting each result to
+    ``on_result(task, ok, notes_or_failure_lines)`` as it completes.
 
-    ``worker`` must be picklable for ``jobs > 1`` (a module-level class instance holding
-    plain settings, building its pipeline on first use in each process)."""
+    This process is one of the ``jobs``: it takes tasks from the same queue as the
+    ``jobs - 1`` worker processes while they start, so their start-up costs no wall time.
+    Each worker gets its next task the moment it finishes one; callbacks run in this
+    thread. ``worker`` must be picklable for ``jobs > 1`` (a module-level class instance
+    holding plain settings, building its pipeline on first use in each process)."""
     jobs = max(1, min(int(jobs), len(tasks)))
+    global _WORKER, _DEBUG
+    _WORKER, _DEBUG = worker, debug
     if jobs == 1:
-        global _WORKER, _DEBUG
-        _WORKER, _DEBUG = worker, debug
         for task in tasks:
             if on_start:
                 on_start(task)
             on_result(*_run_one(task))
         return
-    import multiprocessing as mp
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    with _one_thread():
+        _Shared(tasks, worker, jobs, debug).run(jobs, on_result, on_start)
 
-    # not fork: LibRaw (OpenMP) is not fork-safe (rawpy warns in forked children); workers
-    # fork from a clean server that imported the stack once. A parent that holds torch spawns.
-    method = "forkserver" if "torch" not in sys.modules else "spawn"
-    ctx = mp.get_context(method)
-    if method == "forkserver":
-        ctx.set_forkserver_preload(["numpy", "cv2", "rawpy", type(worker).__module__])
-    pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
-                               initargs=(worker, debug, 1))
-    pending = set()
-    queue = list(tasks)
-    try:
-        while queue or pending:
-            while queue and len(pending) < jobs:
-                task = queue.pop(0)
+
+class _Shared:
+    """One queue of tasks for this process and a pool of ``jobs - 1`` workers (``run_tasks``
+    with ``jobs > 1``). Each worker gets its next task from the pool's thread the moment it
+    finishes one; results and starts reach the callbacks in this thread."""
+
+    def __init__(self, tasks: list[Task], worker: Callable[[Task], list[str]], jobs: int,
+                 debug: bool):
+        import queue
+        import threading
+        from collections import deque
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.todo, self.lock = deque(tasks), threading.Lock()
+        self.events: queue.SimpleQueue = queue.SimpleQueue()  # ("start"|"done"|"wake", item)
+        self.broken = threading.Event()  # a worker died: this process runs the rest
+        self.outstanding = len(tasks)
+        self.pool = ProcessPoolExecutor(jobs - 1, mp_context=_context(worker),
+                                        initializer=_init_worker, initargs=(worker, debug, 1))
+
+    def take(self, for_pool: bool) -> Task | None:
+        with self.lock:
+            if not self.todo or (for_pool and self.broken.is_set()):
+                return None
+            return self.todo.popleft()
+
+    def submit(self) -> None:
+        """Hand the next task to the pool (from this thread, or the pool's)."""
+        task = self.take(for_pool=True)
+        if task is None:
+            return
+        self.events.put(("start", task))
+        try:
+            future = self.pool.submit(_run_one, task)
+        except RuntimeError:  # the pool broke: this process runs it
+            self.broken.set()
+            with self.lock:
+                self.todo.appendleft(task)
+            self.events.put(("wake", None))
+            return
+        future.add_done_callback(lambda f, t=task: self.finished(f, t))
+
+    def finished(self, future, task: Task) -> None:
+        try:
+            self.events.put(("done", future.result()))
+        except Exception as exc:  # a worker died (a crash in native code): its file failed
+            self.broken.set()
+            self.events.put(("done", (task, False, [
+                f"{task.source}: the worker process running it died ({exc})"])))
+        else:
+            self.submit()
+
+    def drain(self, block: bool, on_result, on_start) -> None:
+        """Report what the workers did (waiting for one result when ``block``)."""
+        import queue
+
+        while self.outstanding:
+            try:
+                kind, item = self.events.get(block=block)
+            except queue.Empty:
+                return
+            if kind == "wake":  # a task came back to the queue
+                return
+            if kind == "start":
+                if on_start:
+                    on_start(item)
+            else:
+                self.outstanding -= 1
+                on_result(*item)
+                block = False
+
+    def run(self, jobs: int, on_result, on_start) -> None:
+        import threading
+
+        # Starting a worker waits for the fork server to import the stack: a thread does
+        # it while this process works through the first tasks.
+        starter = threading.Thread(target=lambda: [self.submit() for _ in range(jobs - 1)],
+                                   daemon=True)
+        try:
+            starter.start()
+            while self.outstanding:
+                task = self.take(for_pool=False)
+                if task is None:  # the rest is in the workers: wait for them
+                    self.drain(True, on_result, on_start)
+                    continue
                 if on_start:
                     on_start(task)
-                pending.add(pool.submit(_run_one, task))
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                on_result(*fut.result())
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
+                result = _run_one(task)
+                self.outstanding -= 1
+                on_result(*result)
+                self.drain(False, on_result, on_start)
+            starter.join()
+        except BaseException:
+            self.broken.set()
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        self.pool.shutdown(wait=True)
+
+
+def _context(worker: Callable[[Task], list[str]]):
+    """The multiprocessing context of the worker processes. Not fork: LibRaw (OpenMP) is
+    not fork-safe (rawpy warns in forked children); workers fork from a clean server that
+    imported the stack once. A parent that holds torch spawns them."""
+    import multiprocessing as mp
+
+    if "torch" in sys.modules:
+        return mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["numpy", "cv2", "rawpy", type(worker).__module__])
+    return ctx
+
+
+def prestart(worker: Callable[[Task], list[str]], jobs: int, inputs: Iterable[Path]) -> None:
+    """Start the fork server of :func:`run_tasks`'s workers now, when the batch will likely
+    run more than one process (``jobs > 1`` and a folder or several inputs): it imports the
+    stack on another core while this process starts up. Nothing happens otherwise."""
+    inputs = list(inputs)
+    if jobs < 2 or not (len(inputs) > 1 or any(Path(p).is_dir() for p in inputs)):
+        return
+    if _context(worker).get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+
+@contextmanager
+def _one_thread():
+    """This process runs one thread of OpenCV (and torch, when loaded) while it shares the
+    cores with worker processes; the previous settings come back afterwards."""
+    import cv2
+
+    cv = cv2.getNumThreads()
+    torch = sys.modules.get("torch")
+    th = torch.get_num_threads() if torch is not None else None
+    cv2.setNumThreads(1)
+    if torch is not None:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(cv)
+        if torch is not None and th is not None:
+            torch.set_num_threads(th)
 
 
 def default_jobs() -> int:

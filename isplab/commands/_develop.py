@@ -118,9 +118,9 @@ def build_pipeline(isp: str, weights: str | None, onnx: str | None, tile: int | 
 
             return hybrid_isp(weights, tile=tile, overlap=overlap, device=device, dtype=dtype,
                               backend=backend, **classic)
-        from isplab.classic.light import LightISP, covers
+        if light(isp, onnx, classic):  # the 16-bit OpenCV develop: no torch in this process
+            from isplab.classic.light import LightISP
 
-        if covers(classic):  # the 16-bit OpenCV develop: no torch in this process
             return LightISP(**classic)
         from isplab.classic.pipeline import ClassicISP
 
@@ -129,6 +129,15 @@ def build_pipeline(isp: str, weights: str | None, onnx: str | None, tile: int | 
 
     return learned_isp(isp, weights=weights, onnx=onnx, tile=tile, overlap=overlap,
                        device=device, dtype=dtype)
+
+
+def light(isp: str, onnx: str | None, classic: dict[str, Any]) -> bool:
+    """Whether :func:`build_pipeline` gives the torch-free LightISP for these settings."""
+    if isp != "classic" or onnx is not None or classic.get("demosaic_algorithm") == "learned":
+        return False
+    from isplab.classic.light import covers
+
+    return covers(classic)
 
 
 def _check_device(device: str, dtype: str, backend: str = "auto") -> None:
@@ -226,6 +235,10 @@ def _run(worker: DevelopWorker, inputs: list[Path], output: Path, fmt: OutFormat
     from isplab.errors import IsplabError
     from isplab.formats import OUTPUT_FORMATS, RAW_SCAN_SUFFIXES, is_headerless
 
+    settings = worker.pipeline
+    if light(settings["isp"], settings["onnx"], settings["classic"]):
+        # torch-free workers fork from a server that starts up while this process does
+        _batch.prestart(worker, _batch.default_jobs() if jobs is None else jobs, inputs)
     try:
         worker.build()  # a bad --isp / --weights fails once, before any file
         parts = _batch.parse_shard(shard)

@@ -9,7 +9,8 @@ Settings (each one ``isplab evaluate`` run, all methods on the same images):
   interpolation, LibRaw AHD / AAHD and demosaicnet;
 - ``demosaic`` with shot + read noise at three levels (low, mid, high ISO): the learned stage
   (joint demosaic + denoise) vs every demosaic followed by BM3D (generalised Anscombe) or the
-  bilateral filter, given the true noise profile;
+  bilateral filter, and BM3D on the mosaic followed by residual interpolation or demosaicnet
+  (``bm3d+ri``, ``bm3d+demosaicnet``), given the true noise profile;
 - ``synthetic-isp`` (Kodak24 unprocessed, both pipelines given the true white balance and
   colour matrix), noise-free and with Brooks et al. noise: hybrid vs classic Menon.
 
@@ -40,7 +41,8 @@ from isplab.evaluate import evaluate  # noqa: E402
 CLEAN = ["classic:menon2007", "ri", "libraw:ahd", "libraw:aahd", "demosaicnet",
          "classic:learned"]
 NOISY = ["classic:menon2007+bilateral", "classic:menon2007+bm3d", "ri+bm3d",
-         "libraw:ahd+bm3d", "demosaicnet+bilateral", "demosaicnet+bm3d", "classic:learned"]
+         "libraw:ahd+bm3d", "demosaicnet+bilateral", "demosaicnet+bm3d", "bm3d+ri",
+         "bm3d+demosaicnet", "classic:learned"]
 #: shot, read noise variances of a [0, 1] raw: low, mid and high ISO of a phone sensor
 #: (Brooks et al.'s log-linear shot/read relation at roughly ISO 100, 800 and 3200)
 LEVELS = {"low": "0.0008,0.0000024", "mid": "0.004,0.00008", "high": "0.012,0.0006"}

@@ -10,7 +10,8 @@
 - ``ri``: residual interpolation (pip ``eari-demosaic``, ``pyeari.ri``).
 - ``<method>+bm3d`` / ``<method>+bilateral``: that method, then a classical denoiser for the
   protocol's noise profile (BM3D with a generalised Anscombe transform, or isplab's bilateral
-  filter).
+  filter); ``bm3d+<method>``: BM3D on the noisy mosaic first (where the noise is still
+  white), then the method on the denoised mosaic.
 - a zoo name with weights ``name=path.safetensors``, a weights file, or a run directory; a
   bare zoo name runs with random weights and says so.
 
@@ -85,7 +86,8 @@ def _classic(arg: str, protocol: str) -> Method:
                 return demosaicker(item["mosaic"], item["cfa"], None, item["noise"])
             return demosaic(item["mosaic"], item["cfa"], algorithm)
 
-        return Method(f"classic:{algorithm}", run, frozenset({"mosaic"}), note=note)
+        needs = {"mosaic", "noise"} if algorithm == "learned" else {"mosaic"}
+        return Method(f"classic:{algorithm}", run, frozenset(needs), note=note)
 
     from isplab.synth.unprocess import process
 
@@ -228,10 +230,38 @@ def gat(x: np.ndarray, shot: float, read: float) -> np.ndarray:
 
 
 def inverse_gat(y: np.ndarray, shot: float, read: float) -> np.ndarray:
-    """The algebraic inverse of :func:`gat`."""
+    """The inverse of :func:`gat` for a denoised ``y``: the closed-form approximation of the
+    exact unbiased inverse (Makitalo & Foi 2011, 2013), not the algebraic one, which is
+    biased where the signal is a few photons."""
     if shot <= 0:
         return y * np.sqrt(max(read, 1e-12))
-    return ((shot * y / 2.0) ** 2 - 0.375 * shot * shot - read) / shot
+    d = np.maximum(y, 0.8)  # the approximation holds above ~0.8 (its photon-free limit)
+    r = np.sqrt(1.5)
+    photons = (0.25 * d * d + 0.25 * r / d - 1.375 / d ** 2 + 0.625 * r / d ** 3 - 0.125
+               - read / (shot * shot))
+    return shot * photons
+
+
+# an orthonormal 4 x 4 transform of the packed channels: channel 0 is their mean (x 2), on
+# which bm3d matches blocks; white unit-variance noise stays white and unit-variance
+_HADAMARD = 0.5 * np.array([[1, 1, 1, 1], [1, -1, 1, -1], [1, 1, -1, -1], [1, -1, -1, 1]],
+                           dtype=np.float64)
+
+
+def bm3d_mosaic(mosaic: torch.Tensor, cfa: str, shot: float, read: float) -> torch.Tensor:
+    """BM3D on a Bayer mosaic ``1 x 1 x H x W`` (even H, W) with shot/read noise, before any
+    demosaic: the four packed planes, variance-stabilised (:func:`gat`), decorrelated by an
+    orthonormal transform and denoised together (blocks matched on their mean), then back.
+    The noise is still white here, as BM3D and the transform assume."""
+    import bm3d
+
+    from isplab.raw.cfa import pack, unpack
+
+    planes = pack(mosaic, cfa)[0].permute(1, 2, 0).double().numpy()
+    z = bm3d.bm3d(gat(planes, shot, read) @ _HADAMARD.T, 1.0)
+    out = inverse_gat(np.asarray(z) @ _HADAMARD, shot, read)
+    packed = torch.from_numpy(np.clip(out, 0, 1).astype(np.float32)).permute(2, 0, 1)[None]
+    return unpack(packed, cfa)
 
 
 def denoise_after(method: Method, denoiser: str) -> Method:
@@ -268,8 +298,35 @@ def denoise_after(method: Method, denoiser: str) -> Method:
                   parameters=method.parameters)
 
 
+def denoise_before(method: Method, denoiser: str) -> Method:
+    """A denoiser on the noisy mosaic, then ``method`` on the denoised one (``bm3d`` only:
+    :func:`bm3d_mosaic`)."""
+    if denoiser != "bm3d":
+        raise InvalidInputError(f"only bm3d denoises the mosaic before a method, not "
+                                f"{denoiser!r} (write <method>+{denoiser} to denoise after)")
+    if method.needs != {"mosaic"}:
+        raise InvalidInputError(f"bm3d+{method.name}: BM3D goes before a method that takes "
+                                "the mosaic alone (a demosaic)")
+    denoise_after(method, denoiser)  # the package check
+
+    def run(item: dict[str, Any]) -> torch.Tensor:
+        noise = item["noise"]
+        if noise.shot == 0 and noise.read == 0:
+            return method.run(item)
+        clean = bm3d_mosaic(item["mosaic"], item["cfa"], noise.shot, noise.read)
+        return method.run({**item, "mosaic": clean})
+
+    note = "BM3D on the mosaic (generalised Anscombe, 4 packed planes)"
+    return Method(f"bm3d+{method.name}", run, method.needs | {"noise"},
+                  note=", ".join(n for n in (note, method.note) if n),
+                  parameters=method.parameters)
+
+
 def resolve_method(spec: str, protocol: str) -> Method:
     """A method from its command-line string (see the module docstring)."""
+    first, plus, rest = spec.partition("+")
+    if plus and first in DENOISERS:
+        return denoise_before(resolve_method(rest, protocol), first)
     base, plus, denoiser = spec.partition("+")
     family, _, arg = base.partition(":")
     if family in METHODS and "=" not in family:

@@ -283,6 +283,27 @@ def test_truncated_dng_is_reported_and_left_untouched(tmp_path):
     assert digest(path) == before
 
 
+def test_c_messages_keep_python_warnings_out_of_the_c_detail():
+    """A Python warning raised while LibRaw runs (rawpy warns, e.g. in a forked child) is
+    shown as a warning, not taken for LibRaw's message. In a subprocess: pytest records
+    warnings instead of printing them on fd 2."""
+    import subprocess
+    import sys
+
+    code = ("import os, warnings\n"
+            "from pathlib import Path\n"
+            "from isplab.raw.fileinfo import c_messages\n"
+            "for c_says in (b'LibRaw: Unexpected end of file\\n', b''):\n"
+            "    with c_messages(Path('x.dng')) as said:\n"
+            "        os.write(2, c_says)\n"
+            "        warnings.warn('a Python-side warning', UserWarning, stacklevel=1)\n"
+            "    print(said)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=60)
+    assert r.stdout.splitlines() == ["['Unexpected end of file']", "[]"], r.stdout + r.stderr
+    assert r.stderr.count("a Python-side warning") == 1  # shown (once per place, as usual)
+
+
 @pytest.mark.parametrize("name", ["photo.jpg", "photo.dng"])
 def test_jpeg_given_as_raw(tmp_path, name):
     cv2.imwrite(str(tmp_path / "x.jpg"), np.zeros((8, 8, 3), np.uint8))

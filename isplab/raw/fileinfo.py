@@ -15,6 +15,7 @@ import re
 import struct
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -132,7 +133,8 @@ def c_messages(path: Path, library: str = "LibRaw"):
     """Capture what a C library (LibRaw, libpng, libtiff) prints on the process's stderr
     (fd 2: "Unexpected end of file", "libpng error: ...") and log it at debug level instead,
     so a bad file gives one clean error line. Yields a list that holds the last captured
-    line once the block has ended."""
+    line once the block has ended. Python warnings raised in the block are not C output:
+    they are held back and shown once fd 2 is restored."""
     said: list[str] = []
     try:
         sys.stderr.flush()
@@ -140,13 +142,19 @@ def c_messages(path: Path, library: str = "LibRaw"):
     except OSError:  # no fd 2 at all
         yield said
         return
+    held: list[tuple] = []
+    show = warnings.showwarning  # the printing hook only: filters and "once" stay as they are
     with tempfile.TemporaryFile() as sink:
+        warnings.showwarning = lambda *args: held.append(args)
         os.dup2(sink.fileno(), 2)
         try:
             yield said
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+            warnings.showwarning = show
+            for args in held:
+                show(*args)
             sink.seek(0)
             text = sink.read().decode(errors="replace").strip()
             if text:

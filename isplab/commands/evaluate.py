@@ -12,8 +12,10 @@ import typer
 def command(
     model: Annotated[list[str] | None, typer.Option(
         "--model", "-m", help="A method (repeat for a side-by-side table): classic, "
-        "classic:<demosaic>, identity, demosaicnet, <zoo name>=<weights.safetensors>, a "
-        "weights file, or a run directory.", show_default=False)] = None,
+        "classic:<demosaic>, classic:learned, identity, demosaicnet, ri, libraw:ahd, "
+        "<zoo name>=<weights.safetensors>, a weights file, or a run directory; with noise, "
+        "<method>+bm3d / +bilateral denoises after it, bm3d+<demosaic> the mosaic before.",
+        show_default=False)] = None,
     protocol: Annotated[str | None, typer.Option(
         "--protocol", "-p", help="demosaic | synthetic-isp | paired | rgb-pairs.",
         show_default=False)] = None,

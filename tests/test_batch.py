@@ -304,3 +304,49 @@ def test_a_worker_that_dies_fails_its_file_and_the_batch_goes_on(tmp_path, jobs)
     assert 1 <= len(failed) <= jobs - 1
     for task, lines in failed:
         assert lines[0].startswith(f"{task.source}: the worker process running it died")
+
+
+def test_a_fresh_process_forks_its_workers_and_sends_them_the_final_settings(
+        tmp_path, sample_dng):
+    """As a user runs it: a new ``isplab`` process forks its workers before it loads rawpy
+    (prestart), and only then learns settings such as the mixed headerless flags; the
+    outputs equal ``--jobs 1``'s and rawpy's fork warning stays out of stderr."""
+    import subprocess
+    import sys
+
+    frame = tmp_path / "frame.raw"
+    frame.write_bytes(need(BGGR_12BIT).read_bytes())
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a", "b"):
+        (src / f"{name}.dng").write_bytes(sample_dng.read_bytes())
+    flags = ["--width", "1920", "--height", "1080", "--bits", "12", "--cfa", "BGGR",
+             "--black-level", "64", "-q"]
+    code = ("import sys; from isplab.cli import main; "
+            "sys.argv = ['isplab'] + sys.argv[1:]; main()")
+    outs = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"jobs{jobs}"
+        r = subprocess.run([sys.executable, "-c", code, "develop", str(src), str(frame), "-o",
+                            str(out), "--jobs", str(jobs), *flags],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        assert "rawpy is being used" not in r.stderr and "Warning" not in r.stderr
+        outs[jobs] = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(outs[1]) == ["a.png", "b.png", "frame.png"]
+    assert outs[1] == outs[2]
+
+
+def test_prestart_forks_workers_only_before_rawpy_is_loaded(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; from isplab.commands import _batch\n"
+            "_batch.prestart(object(), 2, [sys.argv[1]])\n"
+            "print(_batch._PRESTARTED is not None)\n"
+            "import rawpy; _batch._PRESTARTED = None\n"
+            "_batch.prestart(object(), 2, [sys.argv[1]])\n"
+            "print(_batch._PRESTARTED is not None)\n")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                       text=True, timeout=120)
+    assert r.stdout.split() == ["True", "False"], r.stderr

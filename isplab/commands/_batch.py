@@ -209,11 +209,20 @@ def failure_line(exc: BaseException, source: Path) -> str:
 
 _WORKER: Callable[[Task], list[str]] | None = None
 _DEBUG = False
+_SENT = b""  # in a worker process: the pickled (worker, debug) it runs
+_PRESTARTED = None  # workers forked by prestart() for the coming run_tasks
 
 
-def _init_worker(worker: Callable[[Task], list[str]], debug: bool, threads: int) -> None:
-    global _WORKER, _DEBUG
-    _WORKER, _DEBUG = worker, debug
+def _init_worker(threads: int, forked_clean: bool = False) -> None:
+    """A worker process's set-up: ``threads`` for OpenMP, OpenCV and torch. A worker forked
+    before its parent loaded rawpy (:func:`prestart`) silences rawpy's warning about fork,
+    which is about OpenMP pools copied from a parent that had used them."""
+    if forked_clean:
+        import warnings
+
+        warnings.filterwarnings("ignore", category=RuntimeWarning,
+                                message="rawpy is being used in a process created by "
+                                        "multiprocessing with the 'fork'")
     os.environ["OMP_NUM_THREADS"] = str(threads)
     try:
         import cv2
@@ -223,6 +232,18 @@ def _init_worker(worker: Callable[[Task], list[str]], debug: bool, threads: int)
         pass
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
+
+
+def _run_sent(task: Task, sent: bytes) -> tuple[Task, bool, list[str]]:
+    """:func:`_run_one` in a worker process, given the pickled ``(worker, debug)``: unpickled
+    once per process (the worker builds its pipeline on its first file), so workers started
+    before the batch's settings were final still run them."""
+    global _WORKER, _DEBUG, _SENT
+    if sent != _SENT:
+        import pickle
+
+        (_WORKER, _DEBUG), _SENT = pickle.loads(sent), sent
+    return _run_one(task)
 
 
 def _run_one(task: Task) -> tuple[Task, bool, list[str]]:
@@ -250,8 +271,11 @@ def run_tasks(tasks: list[Task], worker: Callable[[Task], list[str]], *, jobs: i
     thread. ``worker`` must be picklable for ``jobs > 1`` (a module-level class instance
     holding plain settings, building its pipeline on first use in each process)."""
     jobs = max(1, min(int(jobs), len(tasks)))
-    global _WORKER, _DEBUG
+    global _WORKER, _DEBUG, _PRESTARTED
     _WORKER, _DEBUG = worker, debug
+    prestarted, _PRESTARTED = _PRESTARTED, None
+    if jobs == 1 and prestarted is not None:
+        prestarted.shutdown(wait=False)
     if jobs == 1:
         for task in tasks:
             if on_start:
@@ -259,7 +283,7 @@ def run_tasks(tasks: list[Task], worker: Callable[[Task], list[str]], *, jobs: i
             on_result(*_run_one(task))
         return
     with _one_thread():
-        _Shared(tasks, worker, jobs, debug).run(jobs, on_result, on_start)
+        _Shared(tasks, worker, jobs, debug, prestarted).run(jobs, on_result, on_start)
 
 
 class _Shared:
@@ -268,7 +292,8 @@ class _Shared:
     finishes one; results and starts reach the callbacks in this thread."""
 
     def __init__(self, tasks: list[Task], worker: Callable[[Task], list[str]], jobs: int,
-                 debug: bool):
+                 debug: bool, pool=None):
+        import pickle
         import queue
         import threading
         from collections import deque
@@ -278,8 +303,9 @@ class _Shared:
         self.events: queue.SimpleQueue = queue.SimpleQueue()  # ("start"|"done"|"wake", item)
         self.broken = threading.Event()  # a worker died: this process runs the rest
         self.outstanding = len(tasks)
-        self.pool = ProcessPoolExecutor(jobs - 1, mp_context=_context(worker),
-                                        initializer=_init_worker, initargs=(worker, debug, 1))
+        self.sent = pickle.dumps((worker, debug))
+        self.pool = pool or ProcessPoolExecutor(jobs - 1, mp_context=_context(worker),
+                                                initializer=_init_worker, initargs=(1,))
 
     def take(self, for_pool: bool) -> Task | None:
         with self.lock:
@@ -294,7 +320,7 @@ class _Shared:
             return
         self.events.put(("start", task))
         try:
-            future = self.pool.submit(_run_one, task)
+            future = self.pool.submit(_run_sent, task, self.sent)
         except RuntimeError:  # the pool broke: this process runs it
             self.broken.set()
             with self.lock:
@@ -361,9 +387,10 @@ class _Shared:
 
 
 def _context(worker: Callable[[Task], list[str]]):
-    """The multiprocessing context of the worker processes. Not fork: LibRaw (OpenMP) is
-    not fork-safe (rawpy warns in forked children); workers fork from a clean server that
-    imported the stack once. A parent that holds torch spawns them."""
+    """The multiprocessing context of worker processes started by the batch itself. Not
+    fork: a parent that has used LibRaw (OpenMP) is not safe to fork (rawpy warns in forked
+    children); workers fork from a clean server that imported the stack once. A parent that
+    holds torch spawns them. (:func:`prestart` forks them earlier, while that is safe.)"""
     import multiprocessing as mp
 
     if "torch" in sys.modules:
@@ -374,16 +401,30 @@ def _context(worker: Callable[[Task], list[str]]):
 
 
 def prestart(worker: Callable[[Task], list[str]], jobs: int, inputs: Iterable[Path]) -> None:
-    """Start the fork server of :func:`run_tasks`'s workers now, when the batch will likely
-    run more than one process (``jobs > 1`` and a folder or several inputs): it imports the
-    stack on another core while this process starts up. Nothing happens otherwise."""
+    """Start :func:`run_tasks`'s workers now, when the batch will likely run more than one
+    process (``jobs > 1`` and a folder or several inputs), so that their start-up overlaps
+    this process's. In a process that has not loaded rawpy (LibRaw's OpenMP) or torch yet,
+    the ``jobs - 1`` workers fork from it at once (safe: no OpenMP or torch thread pool
+    exists to be copied half-way); they take the batch's settings with their first file.
+    Otherwise the fork server starts importing the stack. Nothing happens for one file."""
+    global _PRESTARTED
     inputs = list(inputs)
     if jobs < 2 or not (len(inputs) > 1 or any(Path(p).is_dir() for p in inputs)):
         return
-    if _context(worker).get_start_method() == "forkserver":
-        from multiprocessing import forkserver
+    if "rawpy" in sys.modules or "torch" in sys.modules:
+        if _context(worker).get_start_method() == "forkserver":
+            from multiprocessing import forkserver
 
-        forkserver.ensure_running()
+            forkserver.ensure_running()
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    if _PRESTARTED is not None:
+        _PRESTARTED.shutdown(wait=False)
+    _PRESTARTED = ProcessPoolExecutor(jobs - 1, mp_context=mp.get_context("fork"),
+                                      initializer=_init_worker, initargs=(1, True))
+    _PRESTARTED.submit(int)  # forks the workers here, now
 
 
 @contextmanager

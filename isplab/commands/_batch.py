@@ -274,9 +274,9 @@ def run_tasks(tasks: list[Task], worker: Callable[[Task], list[str]], *, jobs: i
     global _WORKER, _DEBUG, _PRESTARTED
     _WORKER, _DEBUG = worker, debug
     prestarted, _PRESTARTED = _PRESTARTED, None
-    if jobs == 1 and prestarted is not None:
-        prestarted.shutdown(wait=False)
     if jobs == 1:
+        if prestarted is not None:
+            prestarted.shutdown(wait=False)
         for task in tasks:
             if on_start:
                 on_start(task)

@@ -253,10 +253,9 @@ def bm3d_mosaic(mosaic: torch.Tensor, cfa: str, shot: float, read: float) -> tor
     demosaic: the four packed planes, variance-stabilised (:func:`gat`), decorrelated by an
     orthonormal transform and denoised together (blocks matched on their mean), then back.
     The noise is still white here, as BM3D and the transform assume."""
-    import bm3d
-
     from isplab.raw.cfa import pack, unpack
 
+    bm3d = _bm3d()
     planes = pack(mosaic, cfa)[0].permute(1, 2, 0).double().numpy()
     z = bm3d.bm3d(gat(planes, shot, read) @ _HADAMARD.T, 1.0)
     out = inverse_gat(np.asarray(z) @ _HADAMARD, shot, read)
@@ -264,17 +263,22 @@ def bm3d_mosaic(mosaic: torch.Tensor, cfa: str, shot: float, read: float) -> tor
     return unpack(packed, cfa)
 
 
+def _bm3d():
+    """The bm3d package, or one line saying how to install it."""
+    try:
+        import bm3d
+    except ImportError as exc:
+        raise InvalidInputError("the bm3d peer needs the bm3d package: pip install "
+                                "bm3d") from exc
+    return bm3d
+
+
 def denoise_after(method: Method, denoiser: str) -> Method:
     """``method`` followed by a classical denoiser set by the item's noise profile."""
     if denoiser not in DENOISERS:
         raise InvalidInputError(f"unknown denoiser {denoiser!r}; choose from "
                                 f"{', '.join(DENOISERS)}")
-    if denoiser == "bm3d":
-        try:
-            import bm3d
-        except ImportError as exc:
-            raise InvalidInputError("the bm3d peer needs the bm3d package: pip install "
-                                    "bm3d") from exc
+    bm3d = _bm3d() if denoiser == "bm3d" else None
 
     def run(item: dict[str, Any]) -> torch.Tensor:
         rgb = method.run(item)
@@ -307,7 +311,7 @@ def denoise_before(method: Method, denoiser: str) -> Method:
     if method.needs != {"mosaic"}:
         raise InvalidInputError(f"bm3d+{method.name}: BM3D goes before a method that takes "
                                 "the mosaic alone (a demosaic)")
-    denoise_after(method, denoiser)  # the package check
+    _bm3d()
 
     def run(item: dict[str, Any]) -> torch.Tensor:
         noise = item["noise"]
@@ -324,10 +328,10 @@ def denoise_before(method: Method, denoiser: str) -> Method:
 
 def resolve_method(spec: str, protocol: str) -> Method:
     """A method from its command-line string (see the module docstring)."""
-    first, plus, rest = spec.partition("+")
-    if plus and first in DENOISERS:
-        return denoise_before(resolve_method(rest, protocol), first)
-    base, plus, denoiser = spec.partition("+")
+    base, plus, rest = spec.partition("+")
+    if plus and base in DENOISERS:
+        return denoise_before(resolve_method(rest, protocol), base)
+    denoiser = rest
     family, _, arg = base.partition(":")
     if family in METHODS and "=" not in family:
         method = METHODS.get(family)(arg, protocol)

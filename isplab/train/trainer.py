@@ -148,7 +148,8 @@ class Trainer:
             torch.set_num_threads(int(self.cfg["threads"]))
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
-        if self.world > 1 and not is_distributed():
+        self.owns_group = self.world > 1 and not is_distributed()
+        if self.owns_group:
             backend = "nccl" if self.device.type == "cuda" else "gloo"
             torch.distributed.init_process_group(backend=backend)
         amp = str(self.cfg.get("amp", "auto")).lower()
@@ -388,8 +389,18 @@ class Trainer:
 
     # -- run --
     def run(self) -> dict[str, Any]:
-        """Train to the end of the last stage; return the summary (also ``summary.json``)."""
+        """Train to the end of the last stage; return the summary (also ``summary.json``).
+        A process group this run made is released when it ends: a gloo group left to the
+        interpreter's exit can abort the process from its own thread ("terminate called
+        without an active exception")."""
         self._setup_device()
+        try:
+            return self._train()
+        finally:
+            if self.owns_group and is_distributed():
+                torch.distributed.destroy_process_group()
+
+    def _train(self) -> dict[str, Any]:
         self._build()
         step, stage_index, done_in_stage = self._start()
         self._t_start = time.perf_counter()

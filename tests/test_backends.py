@@ -32,10 +32,12 @@ def test_auto_takes_onnxruntime_on_the_cpu_in_float32(monkeypatch):
         choose_backend("onnxruntime", CPU, "bfloat16")
 
 
-def _net() -> torch.nn.Module:
+def _net(refine: int = 0) -> torch.nn.Module:
     torch.manual_seed(0)
-    net = create_model("jdd_net", widths=(8, 16, 16))
+    net = create_model("jdd_net", widths=(8, 16, 16), refine=refine)
     torch.nn.init.normal_(net.head.weight, std=0.05)  # not the plain bilinear start
+    if refine:
+        torch.nn.init.normal_(net.fine[-1].weight, std=0.05)
     return net
 
 
@@ -43,17 +45,17 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(10 * torch.log10(1 / ((a - b) ** 2).mean().clamp(min=1e-20)))
 
 
-@pytest.mark.parametrize("tile", [None, 48])
-def test_onnxruntime_equals_torch_on_odd_sizes(tile):
+@pytest.mark.parametrize("tile,refine", [(None, 0), (48, 0), (48, 4)])
+def test_onnxruntime_equals_torch_on_odd_sizes(tile, refine):
     """70 x 98 GRBG: a packed 35 x 49 frame (not a multiple of the stride), whole and in
-    tiles, borders included."""
+    tiles, borders included; also with the full-resolution ``refine`` stage."""
     g = torch.Generator().manual_seed(1)
     m = torch.rand(1, 1, 70, 98, generator=g)
     args = (m, "GRBG", (1.8, 1.0, 1.4), None)
     whole = tile is None
-    ref = LearnedDemosaic(_net(), tile=10**6 if whole else tile, backend="torch",
+    ref = LearnedDemosaic(_net(refine), tile=10**6 if whole else tile, backend="torch",
                           device="cpu")(*args)
-    ort = LearnedDemosaic(_net(), tile=10**6 if whole else tile, backend="onnxruntime",
+    ort = LearnedDemosaic(_net(refine), tile=10**6 if whole else tile, backend="onnxruntime",
                           device="cpu")
     out = ort(*args)
     assert out.shape == ref.shape == (1, 3, 70, 98)

@@ -107,3 +107,45 @@ def test_jdd_dataset_is_deterministic_and_mines_hard_patches():
     assert h > 1.2 * e
     val = create_dataset("jdd_synthetic", folders=[DATA / "cbsd68"], patch=64, split="val")
     assert not set(val.files) & set(ds.files)
+
+
+def test_refine_stage_grows_a_trained_model_without_changing_it(tmp_path):
+    """``refine`` adds a full-resolution stage whose last convolution starts at zero: grown
+    from weights without it (``model.init_grow``) the model computes what they computed,
+    and the new stage then trains (its output convolution gets a gradient)."""
+    from isplab.models import save_weights
+    from isplab.train.trainer import create_model_from_spec
+
+    torch.manual_seed(0)
+    small = create_model("jdd_net", widths=(8, 16, 24))
+    for p in small.parameters():  # a "trained" model: no zero head
+        torch.nn.init.normal_(p, std=0.05)
+    path = save_weights(small, tmp_path / "small.safetensors")
+    spec = {"name": "jdd_net", "config": {"widths": [8, 16, 24], "refine": 6},
+            "init": str(path)}
+    with pytest.raises(InvalidInputError, match="missing"):
+        create_model_from_spec(spec)  # a plain warm start still wants every tensor
+    grown = create_model_from_spec({**spec, "init_grow": True})
+    x = jdd_input(torch.rand(2, 4, 10, 14), 0.01, 0.0001)
+    with torch.no_grad():
+        assert torch.equal(grown(x), small.eval()(x))
+    grown(x).square().mean().backward()
+    assert grown.fine[-1].weight.grad.abs().sum() > 0
+    # the other way round is refused: a file's tensors must all be the model's
+    big = save_weights(grown, tmp_path / "big.safetensors")
+    with pytest.raises(InvalidInputError, match="unexpected"):
+        create_model_from_spec({"name": "jdd_net", "config": {"widths": [8, 16, 24]},
+                                "init": str(big), "init_grow": True})
+    with pytest.raises(InvalidInputError, match="model.init"):
+        create_model_from_spec({"name": "jdd_net", "init_grow": True})
+
+
+def test_refined_jdd_net_keeps_the_contract_on_odd_sizes():
+    model = create_model("jdd_net", widths=(8, 16, 24), refine=4).eval()
+    for p in model.fine[-1].parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    x = jdd_input(torch.rand(2, 4, 9, 13), 0.01, 0.0001)
+    with torch.no_grad():
+        two, first = model(x), model(x[1:])
+    assert two.shape == (2, 3, 18, 26)
+    assert torch.allclose(two[1:], first, atol=1e-6)  # each image its own mosaic and noise

@@ -44,14 +44,20 @@ class JDDNet(nn.Module):
 
     Options: ``widths`` (three U-Net levels; stride 4 in packed pixels), ``depth`` (3x3
     convolutions per level), ``residual`` (add the bilinear demosaic; off = the network
-    predicts the image itself).
+    predicts the image itself), ``refine`` (0 = none; else the width of a full-resolution
+    stage after the pixel shuffle, as demosaicnet's last layers: the decoder's features
+    lifted to full resolution, the image so far and the mosaic with its noise map, two 3x3
+    convolutions of ``refine`` channels, and a 3x3 convolution to an RGB residual. Its last
+    convolution starts at zero, so a model grown from weights without it
+    (``model.init_grow``) starts as that model).
     """
 
     def __init__(self, widths: tuple[int, int, int] = (48, 96, 160), depth: int = 2,
-                 residual: bool = True) -> None:
+                 residual: bool = True, refine: int = 0) -> None:
         super().__init__()
         c0, c1, c2 = (int(w) for w in widths)
         self.widths, self.residual, self.stride = (c0, c1, c2), bool(residual), 4
+        self.refine = int(refine)
         self.enc0 = _convs(8, c0, depth)
         self.down1 = nn.Conv2d(c0, c1, 2, stride=2)
         self.enc1 = _convs(c1, c1, depth)
@@ -64,10 +70,17 @@ class JDDNet(nn.Module):
         self.head = nn.Conv2d(c0, 12, 3, padding=1)
         nn.init.zeros_(self.head.weight)  # starts as the bilinear demosaic
         nn.init.zeros_(self.head.bias)
+        if self.refine:
+            f = self.refine
+            self.lift = nn.Conv2d(c0, 4 * f, 1)  # pixel-shuffled to f channels at full size
+            self.fine = nn.Sequential(_convs(f + 5, f, 2), nn.Conv2d(f, 3, 3, padding=1))
+            nn.init.zeros_(self.fine[-1].weight)
+            nn.init.zeros_(self.fine[-1].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_image(x, 8, "packed raw + noise map")
         base = packed_to_bilinear_rgb(x[:, :4]) if self.residual else None
+        raw = x
         x, size = pad_to_multiple(x, self.stride)
         a = self.enc0(x)
         b = self.enc1(self.down1(a))
@@ -75,7 +88,13 @@ class JDDNet(nn.Module):
         b = self.dec1(torch.cat([self.up2(c), b], 1))
         a = self.dec0(torch.cat([self.up1(b), a], 1))
         y = crop_to(F.pixel_shuffle(self.head(a), 2), size, 2)
-        return y if base is None else y + base
+        y = y if base is None else y + base
+        if not self.refine:
+            return y
+        feats = crop_to(F.pixel_shuffle(self.lift(a), 2), size, 2)
+        mosaic = F.pixel_shuffle(torch.cat([raw[:, :4], raw[:, 4:]], 0), 2)
+        n = raw.shape[0]
+        return y + self.fine(torch.cat([feats, y, mosaic[:n], mosaic[n:]], 1))
 
 
 @register_model("jdd_net", parameters=1_024_332,
@@ -83,7 +102,7 @@ class JDDNet(nn.Module):
                 "noise-map conditioning as Brooks et al. 2019)",
                 stride=4, input_space="packed_raw_noise", output_space="linear_rgb",
                 output_scale=2, defaults={"widths": (48, 96, 160), "depth": 2,
-                                          "residual": True},
+                                          "residual": True, "refine": 0},
                 card="jdd_net", tile_overlap=24)
 def jdd_net(**config) -> nn.Module:
     """Joint demosaic + denoise: WB'd packed raw + noise map -> linear camera RGB."""

@@ -50,8 +50,12 @@ def save_weights(
     return path
 
 
-def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> nn.Module:
+def load_weights(model: nn.Module, path: str | Path, strict: bool = True,
+                 grow: bool = False) -> nn.Module:
     """Load a safetensors file into ``model`` (in place) and return it.
+
+    ``grow``: the model may have parameters the file lacks (a model grown from a smaller
+    one keeps those as initialised); every tensor in the file must still be the model's.
 
     Raises:
         InvalidInputError: missing or unreadable file, or keys/shapes that do not match.
@@ -73,13 +77,15 @@ def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> nn.
         raise InvalidInputError("weights do not fit the model: " + "; ".join(bad[:5]), path)
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
+    if grow:
+        missing = []
     if strict and (missing or unexpected):
         raise InvalidInputError(
             f"weights do not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}",
             path,
         )
     with torch.no_grad():
-        model.load_state_dict(state, strict=strict)
+        model.load_state_dict(state, strict=strict and not grow)
     return model
 
 

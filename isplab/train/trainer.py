@@ -92,20 +92,31 @@ def create_model_from_spec(spec: Mapping[str, Any]) -> nn.Module:
     model = create_model(str(spec.get("name")), allow_import=True,
                          **dict(spec.get("config") or {}))
     if spec.get("init"):
-        init_from(model, spec["name"], spec["init"])
+        init_from(model, spec["name"], spec["init"], grow=bool(spec.get("init_grow")))
+    elif spec.get("init_grow"):
+        raise InvalidInputError("model.init_grow needs model.init (the weights to grow from)")
     return model
 
 
-def init_from(model: nn.Module, name: str, path: str | Path) -> None:
+def init_from(model: nn.Module, name: str, path: str | Path, grow: bool = False) -> None:
     """Warm start: load a weights file (``model.init`` in a recipe) into a new model.
 
     The file's recorded model name, when it has one, must be the recipe's; the optimizer and
-    schedule start afresh (``--resume`` continues a run exactly, this does not)."""
+    schedule start afresh (``--resume`` continues a run exactly, this does not). ``grow``
+    (``model.init_grow: true``): the model may be a larger configuration of the file's (say
+    ``jdd_net`` with ``refine``); its new parameters keep their initialisation."""
     recorded = read_weights_meta(path).get("name") if Path(path).is_file() else None
     if recorded is not None and recorded != str(name):
         raise InvalidInputError(f"model.init holds weights for {recorded}, not {name}", path)
-    load_weights(model, path)
-    log.info("model initialised from %s", path)
+    load_weights(model, path, grow=grow)
+    if grow:
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            new = sorted(set(model.state_dict()) - set(f.keys()))
+        log.info("model grown from %s; new: %s", path, ", ".join(new) or "-")
+    else:
+        log.info("model initialised from %s", path)
 
 
 # --- the trainer ---------------------------------------------------------------------------

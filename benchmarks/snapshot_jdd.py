@@ -21,6 +21,7 @@ from datetime import date
 from pathlib import Path
 
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -72,7 +73,9 @@ def main() -> None:
             old = {int(r["step"]): r for r in csv.DictReader(f)}
     new = curve_rows(args.run, args.offset)
     val = {s: p for s, p, _ in new}
-    model = load_weights(create_model("jdd_net"), src)
+    recipe = yaml.safe_load((args.run / "recipe.yaml").read_text())
+    config = recipe["model"].get("config") or {}  # e.g. refine: the run's configuration
+    model = load_weights(create_model("jdd_net", **config), src)
     total = step + args.offset
     save_weights(model, WEIGHTS, overwrite=True, extra={
         "recipe": "jdd_synth", "steps": total, "command": args.command,

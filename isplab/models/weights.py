@@ -6,6 +6,7 @@ Loading never unpickles: safetensors only, shapes checked with a clear message.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from isplab.weights_index import (  # noqa: F401  (re-exported: the torch-free h
     read_weights_meta,
     sidecar_path,
 )
+
+log = logging.getLogger(__name__)
 
 
 def model_record(model: nn.Module) -> dict[str, Any]:
@@ -77,7 +80,8 @@ def load_weights(model: nn.Module, path: str | Path, strict: bool = True,
         raise InvalidInputError("weights do not fit the model: " + "; ".join(bad[:5]), path)
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
-    if grow:
+    if grow and missing:
+        log.info("%s: grown; new tensors keep their initialisation: %s", path, ", ".join(missing))
         missing = []
     if strict and (missing or unexpected):
         raise InvalidInputError(
@@ -169,3 +173,17 @@ def resolve(spec: str | Path, weights: str | Path | None = None,
         raise InvalidInputError(f"unknown model {name!r}: a zoo name (isplab models), a "
                                 "weights file or a training-run folder")
     return load_model(path)
+
+
+def init_from(model: nn.Module, name: str, path: str | Path, grow: bool = False) -> None:
+    """Warm start: load a weights file (``model.init`` in a recipe) into a new model.
+
+    The file's recorded model name, when it has one, must be the recipe's; the optimizer and
+    schedule start afresh (``--resume`` continues a run exactly, this does not). ``grow``
+    (``model.init_grow: true``): the model may be a larger configuration of the file's (say
+    ``jdd_net`` with ``refine``); its new parameters keep their initialisation."""
+    recorded = read_weights_meta(path).get("name") if Path(path).is_file() else None
+    if recorded is not None and recorded != str(name):
+        raise InvalidInputError(f"model.init holds weights for {recorded}, not {name}", path)
+    load_weights(model, path, grow=grow)
+    log.info("model initialised from %s", path)

@@ -37,7 +37,8 @@ from isplab.data.patches import item_generator, train_loader
 from isplab.errors import InvalidInputError, IsplabError
 from isplab.losses import CompositeLoss, create_loss
 from isplab.metrics import create_metric
-from isplab.models import create_model, load_weights, read_weights_meta, save_weights
+from isplab.models import create_model, save_weights
+from isplab.models.weights import init_from
 from isplab.train import checkpoint as ck
 from isplab.train.logs import RunLogs
 from isplab.train.objectives import create_objective
@@ -96,27 +97,6 @@ def create_model_from_spec(spec: Mapping[str, Any]) -> nn.Module:
     elif spec.get("init_grow"):
         raise InvalidInputError("model.init_grow needs model.init (the weights to grow from)")
     return model
-
-
-def init_from(model: nn.Module, name: str, path: str | Path, grow: bool = False) -> None:
-    """Warm start: load a weights file (``model.init`` in a recipe) into a new model.
-
-    The file's recorded model name, when it has one, must be the recipe's; the optimizer and
-    schedule start afresh (``--resume`` continues a run exactly, this does not). ``grow``
-    (``model.init_grow: true``): the model may be a larger configuration of the file's (say
-    ``jdd_net`` with ``refine``); its new parameters keep their initialisation."""
-    recorded = read_weights_meta(path).get("name") if Path(path).is_file() else None
-    if recorded is not None and recorded != str(name):
-        raise InvalidInputError(f"model.init holds weights for {recorded}, not {name}", path)
-    load_weights(model, path, grow=grow)
-    if grow:
-        from safetensors import safe_open
-
-        with safe_open(str(path), "pt") as f:
-            new = sorted(set(model.state_dict()) - set(f.keys()))
-        log.info("model grown from %s; new: %s", path, ", ".join(new) or "-")
-    else:
-        log.info("model initialised from %s", path)
 
 
 # --- the trainer ---------------------------------------------------------------------------

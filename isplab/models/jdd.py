@@ -92,9 +92,8 @@ class JDDNet(nn.Module):
         if not self.refine:
             return y
         feats = crop_to(F.pixel_shuffle(self.lift(a), 2), size, 2)
-        mosaic = F.pixel_shuffle(torch.cat([raw[:, :4], raw[:, 4:]], 0), 2)
-        n = raw.shape[0]
-        return y + self.fine(torch.cat([feats, y, mosaic[:n], mosaic[n:]], 1))
+        mosaic, noise = F.pixel_shuffle(raw[:, :4], 2), F.pixel_shuffle(raw[:, 4:], 2)
+        return y + self.fine(torch.cat([feats, y, mosaic, noise], 1))
 
 
 @register_model("jdd_net", parameters=1_024_332,

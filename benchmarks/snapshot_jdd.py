@@ -21,12 +21,11 @@ from datetime import date
 from pathlib import Path
 
 import torch
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from isplab.models import create_model, load_weights, save_weights  # noqa: E402
+from isplab.models import load_model, save_weights  # noqa: E402
 from isplab.train import checkpoint as ck  # noqa: E402
 
 WEIGHTS = ROOT / "isplab" / "weights" / "jdd_net.safetensors"
@@ -73,9 +72,7 @@ def main() -> None:
             old = {int(r["step"]): r for r in csv.DictReader(f)}
     new = curve_rows(args.run, args.offset)
     val = {s: p for s, p, _ in new}
-    recipe = yaml.safe_load((args.run / "recipe.yaml").read_text())
-    config = recipe["model"].get("config") or {}  # e.g. refine: the run's configuration
-    model = load_weights(create_model("jdd_net", **config), src)
+    model = load_model(src)  # the configuration the checkpoint records (e.g. refine)
     total = step + args.offset
     save_weights(model, WEIGHTS, overwrite=True, extra={
         "recipe": "jdd_synth", "steps": total, "command": args.command,

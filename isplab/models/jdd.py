@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from isplab.checks import check_image
-from isplab.models.common import crop_to, packed_to_bilinear_rgb, pad_to_multiple
+from isplab.models.common import crop_to, packed_to_bilinear_rgb, packed_to_mosaic, pad_to_multiple
 from isplab.models.registry import register_model
 
 
@@ -92,7 +92,7 @@ class JDDNet(nn.Module):
         if not self.refine:
             return y
         feats = crop_to(F.pixel_shuffle(self.lift(a), 2), size, 2)
-        mosaic, noise = F.pixel_shuffle(raw[:, :4], 2), F.pixel_shuffle(raw[:, 4:], 2)
+        mosaic, noise = packed_to_mosaic(raw[:, :4]), packed_to_mosaic(raw[:, 4:])
         return y + self.fine(torch.cat([feats, y, mosaic, noise], 1))
 
 

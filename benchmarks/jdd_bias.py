@@ -8,6 +8,13 @@ of benchmarks/hybrid_tables.py), through the learned stage (``learned_demosaic``
 map from the true profile). Prints the mean output / true value per channel, away from the
 border. A denoiser trained with an L1 loss estimates a median, not a mean: where the noise is
 large against the signal (deep shadows at high ISO) its output is darker than the truth.
+
+Then the 24 ColorChecker colours as flat patches in a real camera's space (the Canon 550D
+DNG of ../shared/data: its colour matrix; white balanced; the white patch at ``--white``),
+at the same noise levels: the mean CIEDE2000 (and the worst patch) between each patch's
+mean after the camera's matrix and its truth, for the learned stage and for the classical
+default (Menon 2007) on the same noisy mosaics. This is the chart of
+``benchmarks/real_raws.py`` without the lens, the light and the chart's own texture.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", default=None, help="jdd_net weights (default: shipped)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--white", type=float, default=0.5,
+                    help="the ColorChecker white patch's raw level (default 0.5)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     from isplab.classic.noise_profile import NoiseProfile
@@ -55,6 +64,51 @@ def main() -> None:
             ratio = (out[0, :, 16:-16, 16:-16].mean((1, 2)) / c).numpy()
             cells.append(" / ".join(f"{r:.3f}" for r in np.asarray(ratio)))
         print(f"| {name} {colour} | " + " | ".join(cells) + " |", flush=True)
+    chart_table(stage, args.white, g)
+
+
+def chart_table(stage, white: float, g: torch.Generator, side: int = 48,
+                margin: int = 12) -> None:
+    """Flat ColorChecker patches in the Canon 550D's camera space: ΔE2000 to the truth."""
+    from real_frames import FRAMES
+
+    from isplab.classic.calibration import delta_e2000, linear_srgb_to_lab, reference_chart
+    from isplab.classic.demosaicking import demosaic
+    from isplab.classic.noise_profile import NoiseProfile
+    from isplab.raw import read
+    from isplab.raw.cfa import mosaic
+    from isplab.synth.noise import add_noise
+
+    path = FRAMES["canon550d_dng"].path
+    if not path.is_file():
+        print(f"{path} missing: no ColorChecker table")
+        return
+    to_srgb = np.asarray(read(path).camera_to_srgb, dtype=np.float64)
+    truth = reference_chart()[1] @ np.linalg.inv(to_srgb).T  # white-balanced camera RGB
+    truth = np.clip(truth * white / truth.max(), 0.0, 1.0)
+    img = torch.from_numpy(truth.astype(np.float32).reshape(4, 6, 3)).permute(2, 0, 1)
+    clean = mosaic(img.repeat_interleave(side, 1).repeat_interleave(side, 2)[None], "RGGB")
+
+    def delta_e(rgb: torch.Tensor) -> np.ndarray:
+        cells = rgb[0].unfold(1, side, side).unfold(2, side, side)  # 3 x 4 x 6 x side x side
+        means = cells[..., margin:-margin, margin:-margin].mean((-1, -2)).reshape(3, 24).T
+        lab = linear_srgb_to_lab(np.clip(means.numpy() @ to_srgb.T, 0.0, None))
+        return delta_e2000(lab, linear_srgb_to_lab(np.clip(truth @ to_srgb.T, 0.0, None)))
+
+    print(f"\nColorChecker flat patches, Canon 550D camera space, white at {white}: "
+          "ΔE2000 mean / worst patch")
+    print("| method | " + " | ".join(f"{k} ISO" for k in LEVELS) + " |")
+    print("|---|" + "---|" * len(LEVELS))
+    rows = {"learned": [], "classic menon2007": []}
+    for shot, read_var in LEVELS.values():
+        m = clean if not shot else add_noise(clean, shot, read_var, generator=g).clamp(0, 1)
+        for key, rgb in (("learned", stage(m, "RGGB", None,
+                                            NoiseProfile(shot, read_var, source="user"))),
+                         ("classic menon2007", demosaic(m, "RGGB", "menon2007"))):
+            de = delta_e(rgb)
+            rows[key].append(f"{de.mean():.2f} / {de.max():.2f}")
+    for key, cells in rows.items():
+        print(f"| {key} | " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":

@@ -151,3 +151,41 @@ def test_hybrid_develops_the_real_dng(tmp_path):
                               "--isp", "learned", "--weights", str(w), "-q"])
     assert res.exit_code == 0, res.output
     assert read_image(tmp_path / "o" / "colorchart.png").shape == (1, 3, 1156, 1734)
+
+
+def test_shipped_stage_keeps_flat_colorchecker_colours():
+    """The shipped jdd_net on the 24 ColorChecker colours as flat patches in a DSLR's camera
+    space (white balanced, white at 0.5): each patch's mean, after the camera's matrix, stays
+    within a small CIEDE2000 of the truth, noise-free and at low ISO (where Menon 2007 on
+    the same noisy mosaic is the yardstick). A bias in saturated or dark colours fails it."""
+    from isplab.classic.calibration import delta_e2000, linear_srgb_to_lab, reference_chart
+    from isplab.classic.demosaicking import demosaic
+    from isplab.infer.hybrid import JDD_WEIGHTS, learned_demosaic
+    from isplab.synth.noise import add_noise
+
+    if not JDD_WEIGHTS.is_file():
+        pytest.skip("no shipped jdd_net weights in this copy")
+    to_srgb = np.array([[1.8178, -0.9643, 0.1465], [-0.2289, 1.7738, -0.5449],
+                        [-0.0195, -0.4681, 1.4877]])  # the Canon 550D DNG's
+    truth = reference_chart()[1] @ np.linalg.inv(to_srgb).T
+    truth = np.clip(truth * 0.5 / truth.max(), 0.0, 1.0)
+    side, cut = 48, 12
+    img = torch.from_numpy(truth.astype(np.float32).reshape(4, 6, 3)).permute(2, 0, 1)
+    img = img.repeat_interleave(side, 1).repeat_interleave(side, 2)[None]
+
+    def delta_e(rgb: torch.Tensor) -> np.ndarray:
+        cells = rgb[0].unfold(1, side, side).unfold(2, side, side)  # 3 x 4 x 6 x side x side
+        means = cells[..., cut:-cut, cut:-cut].mean((-1, -2)).reshape(3, 24).T.numpy()
+        lab = linear_srgb_to_lab(np.clip(means @ to_srgb.T, 0.0, None))
+        return delta_e2000(lab, linear_srgb_to_lab(np.clip(truth @ to_srgb.T, 0.0, None)))
+
+    stage = learned_demosaic(device="cpu", backend="torch")
+    clean = mosaic(img, "RGGB")
+    de = delta_e(stage(clean, "RGGB", None, None))
+    assert de.mean() < 0.25 and de.max() < 0.6
+    shot, read_var = 0.0008, 2.4e-6  # the low ISO of benchmarks/hybrid_tables.py
+    noisy = add_noise(clean, shot, read_var, generator=torch.Generator().manual_seed(0))
+    noisy = noisy.clamp(0, 1)
+    de = delta_e(stage(noisy, "RGGB", None, NoiseProfile(shot, read_var, source="user")))
+    de_menon = delta_e(demosaic(noisy, "RGGB", "menon2007"))
+    assert de.mean() < de_menon.mean() and de.max() < 1.5

@@ -26,7 +26,10 @@ from isplab.errors import InvalidInputError
 #: 3x3 second-difference kernel; sum of squares 36, so /6 keeps a white noise's variance
 _KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32) / 6.0
 BLOCK = 8
-QUANTILE = 0.1
+#: the low quantile of each intensity bin's block variances taken as its noise (with the
+#: same quantile of pure noise's as the correction): 0.02 lost less to texture than 0.1 on
+#: the scenes of benchmarks/noise_estimate.py (docs/benchmarks.md)
+QUANTILE = 0.02
 SOURCES = ("user", "file", "estimated", "none")
 
 
@@ -77,19 +80,21 @@ def _block_stats(plane: np.ndarray, clip_lo: float, clip_hi: float
     return xb[keep].mean(axis=1), (rb[keep] ** 2).mean(axis=1)
 
 
-@functools.lru_cache(maxsize=1)
-def _pure_noise_quantile() -> float:
-    """The :data:`QUANTILE` of block variances of unit white noise (the bias of taking the
+@functools.lru_cache(maxsize=64)
+def _pure_noise_quantile(quantile: float = QUANTILE) -> float:
+    """The ``quantile`` of block variances of unit white noise (the bias of taking the
     flattest blocks), measured once on a fixed draw."""
     z = np.random.default_rng(0).standard_normal((512, 512)).astype(np.float32)
     _, v = _block_stats(z, -np.inf, np.inf)
-    return float(np.quantile(v, QUANTILE))
+    return float(np.quantile(v, quantile))
 
 
-def estimate_noise_profile(packed: np.ndarray, bins: int = 12,
-                           min_blocks: int = 12) -> NoiseProfile:
+def estimate_noise_profile(packed: np.ndarray, bins: int = 12, min_blocks: int = 12,
+                           quantile: float = QUANTILE) -> NoiseProfile:
     """Estimate ``(shot, read)`` from a normalised packed raw ``4 x h x w`` (or ``h x w x``
-    any plane list) of one frame.
+    any plane list) of one frame. ``quantile``: which low quantile of each intensity bin's
+    block variances is taken (lower: less texture mistaken for noise, a noisier estimate;
+    accuracy in docs/benchmarks.md, ``benchmarks/noise_estimate.py``).
 
     Raises:
         InvalidInputError: too few usable (unclipped) blocks to fit.
@@ -110,14 +115,15 @@ def estimate_noise_profile(packed: np.ndarray, bins: int = 12,
                                 "noise; give it with --noise shot,read")
     edges = np.unique(np.quantile(m, np.linspace(0, 1, bins + 1)))
     which = np.clip(np.searchsorted(edges, m, side="right") - 1, 0, len(edges) - 2)
-    q = _pure_noise_quantile()
     xs, ys, ws = [], [], []
     for b in range(len(edges) - 1):
         sel = which == b
         if sel.sum() < min_blocks:
             continue
+        # a quantile the bin's block count can resolve (at least 3 blocks below it)
+        q = round(max(float(quantile), 3.0 / sel.sum()), 3)
         xs.append(float(m[sel].mean()))
-        ys.append(float(np.quantile(v[sel], QUANTILE)) / q)
+        ys.append(float(np.quantile(v[sel], q)) / _pure_noise_quantile(q))
         ws.append(float(np.sqrt(sel.sum())))
     if len(xs) < 2:
         raise InvalidInputError("too few intensity levels to fit the noise; give it with "

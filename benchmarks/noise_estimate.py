@@ -14,8 +14,8 @@ clipped to [0, 1] as a raw is.
 For each estimator quantile and level: the estimated noise standard deviation over the true
 one at signal 0.18 and at 0.02 (median over the images, and the 90th percentile of the
 error factor ``max(r, 1/r)``), and how many frames could not be estimated. With ``--psnr N``,
-the learned stage on the first N 2x frames (384 px), once with the true profile and once with
-each estimate: the mean PSNR (1/2.2 gamma) it loses to the estimate.
+the learned stage (``--weights``, default the shipped one) on the first N 2x frames (384
+px), once with the true profile and once with each estimate: mean PSNR (1/2.2 gamma).
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quantile", type=float, nargs="+", default=[QUANTILE])
     ap.add_argument("--psnr", type=int, default=0, help="frames for the PSNR cost (0: none)")
+    ap.add_argument("--weights", default=None, help="jdd_net weights (default: shipped)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -73,9 +74,9 @@ def main() -> None:
     if args.psnr:
         from isplab.infer.hybrid import learned_demosaic
 
-        stage = learned_demosaic(device="cpu")
+        stage = learned_demosaic(args.weights, device="cpu")
     print("| scenes | level | quantile | std at 0.18: median / p90 factor | std at 0.02: "
-          "median / p90 factor | failed | PSNR lost |")
+          "median / p90 factor | failed | PSNR true / estimated profile |")
     print("|---|---|---|---|---|---|---|")
     for set_name, images in sets.items():
         for level, (shot, read) in LEVELS.items():
@@ -84,7 +85,7 @@ def main() -> None:
                      for lin in images]
             true = NoiseProfile(shot, read)
             for q in args.quantile:
-                ratios, failed, lost = [], 0, []
+                ratios, failed, scores = [], 0, []
                 for i, m in enumerate(noisy):
                     try:
                         est = estimate_noise_profile(pack(m, "RGGB")[0].numpy(), quantile=q)
@@ -95,12 +96,15 @@ def main() -> None:
                     if stage is not None and set_name == "2x" and i < args.psnr:
                         crop = m[..., :384, :384]
                         ref = images[i][..., :384, :384]
-                        lost.append(psnr(stage(crop, "RGGB", None, true), ref)
-                                    - psnr(stage(crop, "RGGB", None, est), ref))
+                        scores.append([psnr(stage(crop, "RGGB", None, p), ref)
+                                       for p in (true, est)])
                 r = np.log(np.array(ratios))
                 cells = [f"{np.exp(np.median(r[:, k])):.2f} / "
                          f"{np.exp(np.quantile(np.abs(r[:, k]), 0.9)):.2f}" for k in (0, 1)]
-                cost = f"{np.mean(lost):.2f} dB" if lost else "-"
+                cost = "-"
+                if scores:
+                    t, e = np.mean(scores, 0)
+                    cost = f"{t:.2f} / {e:.2f} dB ({e - t:+.2f})"
                 print(f"| {set_name} | {level} | {q} | {cells[0]} | {cells[1]} | "
                       f"{failed}/{len(noisy)} | {cost} |", flush=True)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -60,6 +61,26 @@ def test_noisy_pair_has_the_profiles_variance():
         want = float(g[c]) * math.sqrt(0.01 * float(x[c]) + 0.001)
         assert measured == pytest.approx(want, rel=0.05)
         assert float(inp[4 + c].mean()) == pytest.approx(want, rel=0.05)
+
+
+def test_jittered_noise_map_keeps_the_noise_and_scales_the_map():
+    """``map_scale`` changes what the noise map says, not the noise drawn; the sampled
+    jitter is log-normal around the truth and leaves the rest of the draw alone."""
+    flat = torch.full((3, 128, 128), 0.6)
+    true = JDDParams(space="srgb", shot=0.01, read=0.001)
+    told = JDDParams(space="srgb", shot=0.01, read=0.001, map_scale=(4.0, 0.25))
+    (a, _), (b, _) = make_jdd_pair(flat, true, 3), make_jdd_pair(flat, told, 3)
+    assert torch.equal(a[:4], b[:4])
+    want = math.sqrt(4 * 0.01 * 0.6 + 0.25 * 0.001)
+    assert float(b[4:].mean()) == pytest.approx(want, rel=0.05)
+    ps = [sample_jdd_params(i, map_jitter=(0.15, 0.3)) for i in range(400)]
+    plain = [sample_jdd_params(i) for i in range(400)]
+    assert [p.space for p in ps] == [p.space for p in plain]
+    assert [p.shot for p in ps] == [p.shot for p in plain]
+    assert all(p.map_scale == (1.0, 1.0) for p in plain)
+    log_std = np.log(np.array([p.map_scale for p in ps])) / 2
+    assert abs(log_std.mean(0)).max() < 0.05
+    assert log_std.std(0) == pytest.approx([0.15, 0.3], rel=0.15)
 
 
 def test_sampled_params_cover_clean_noisy_linear_and_srgb():

@@ -48,7 +48,7 @@ class JDDDataset(_Photos):
         patch: output crop size (even).
         downscale: probability of a half-scale crop.
         hard: candidate crops per item (1: no mining).
-        srgb_fraction, clean_fraction, exposure_range, shot_range: see
+        srgb_fraction, clean_fraction, exposure_range, shot_range, map_jitter: see
             :func:`~isplab.synth.jdd.sample_jdd_params`.
         augment, patches_per_image, seed, split, val_fraction, cache, cache_mb: as in
             :class:`~isplab.data.synthetic.SyntheticRawDataset`.
@@ -64,6 +64,7 @@ class JDDDataset(_Photos):
         clean_fraction: float = 0.25,
         exposure_range: tuple[float, float] = (0.25, 1.0),
         shot_range: tuple[float, float] = (1e-4, 0.012),
+        map_jitter: tuple[float, float] = (0.0, 0.0),
         augment: bool = True,
         patches_per_image: int = 1,
         seed: int = 0,
@@ -81,7 +82,8 @@ class JDDDataset(_Photos):
         self.options = {"srgb_fraction": float(srgb_fraction),
                         "clean_fraction": float(clean_fraction),
                         "exposure_range": tuple(float(v) for v in exposure_range),
-                        "shot_range": tuple(float(v) for v in shot_range)}
+                        "shot_range": tuple(float(v) for v in shot_range),
+                        "map_jitter": tuple(float(v) for v in map_jitter)}
         self.augment = bool(augment) and split != "val"
         self._use_photos(folders, split, val_fraction)
 

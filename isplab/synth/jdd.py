@@ -37,7 +37,9 @@ class JDDParams:
     ``space``: ``linear`` (target = exposure * white-preserving camera matrix @ linear RGB)
     or ``srgb`` (target = the sRGB values). ``rgb_to_cam``: 3x3, rows summing to 1 (a grey
     stays grey: white balanced). ``gains``: (red, blue) white-balance gains. ``shot``,
-    ``read``: noise variances of the unbalanced raw (0, 0: clean)."""
+    ``read``: noise variances of the unbalanced raw (0, 0: clean). ``map_scale``: (shot,
+    read) factors of the profile the noise map is made from, against the true one: (1, 1)
+    is the truth, others train for a profile estimated from the pixels."""
 
     space: str = "linear"
     rgb_to_cam: tuple[tuple[float, ...], ...] = ((1, 0, 0), (0, 1, 0), (0, 0, 1))
@@ -45,6 +47,7 @@ class JDDParams:
     gains: tuple[float, float] = (1.0, 1.0)
     shot: float = 0.0
     read: float = 0.0
+    map_scale: tuple[float, float] = (1.0, 1.0)
 
 
 def _u(g: torch.Generator, lo: float, hi: float) -> float:
@@ -54,13 +57,18 @@ def _u(g: torch.Generator, lo: float, hi: float) -> float:
 def sample_jdd_params(generator: torch.Generator | int | None = None, *,
                       srgb_fraction: float = 0.3, clean_fraction: float = 0.25,
                       exposure_range: tuple[float, float] = (0.25, 1.0),
-                      shot_range: tuple[float, float] = (1e-4, 0.012)) -> JDDParams:
+                      shot_range: tuple[float, float] = (1e-4, 0.012),
+                      map_jitter: tuple[float, float] = (0.0, 0.0)) -> JDDParams:
     """Draw a :class:`JDDParams`: the ``srgb`` space with ``srgb_fraction``; otherwise a random
     camera matrix (:func:`~isplab.synth.random_ccm`) and a log-uniform exposure; gains
     uniform in :data:`RED_GAIN_RANGE` / :data:`BLUE_GAIN_RANGE`; no noise with
     ``clean_fraction``, else Brooks et al.'s shot/read draw over ``shot_range``.
+    ``map_jitter``: log-normal sigmas of the noise map's shot and read *standard deviations*
+    against the truth (independent draws; 0: the map is the truth), as a profile estimated
+    from the pixels errs (docs/benchmarks.md, ``benchmarks/noise_estimate.py``).
 
-    The same number of values is drawn whatever the outcome (a fixed random stream)."""
+    The same number of values is drawn whatever the outcome (a fixed random stream; two
+    more with ``map_jitter``)."""
     g = as_generator(generator)
     space = "srgb" if _u(g, 0, 1) < srgb_fraction else "linear"
     _, rgb_to_cam = random_ccm(g)
@@ -71,9 +79,18 @@ def sample_jdd_params(generator: torch.Generator | int | None = None, *,
     levels = sample_noise_params(g, shot_range)
     if space == "srgb":
         rgb_to_cam, exposure = np.eye(3), 1.0
+    sigma = np.asarray(map_jitter, dtype=np.float64)
+    if sigma.shape != (2,) or not np.all(sigma >= 0):
+        raise InvalidInputError(f"map_jitter must be two sigmas >= 0 (shot, read), got "
+                                f"{map_jitter}")
+    scale = (1.0, 1.0)
+    if sigma.any():
+        z = torch.randn(2, generator=g, dtype=torch.float64).numpy()
+        scale = tuple(float(v) for v in np.exp(2.0 * sigma * z))  # of the variances
     return JDDParams(space=space, rgb_to_cam=tuple(map(tuple, np.asarray(rgb_to_cam).tolist())),
                      exposure=exposure, gains=gains,
-                     shot=0.0 if clean else levels["shot"], read=0.0 if clean else levels["read"])
+                     shot=0.0 if clean else levels["shot"], read=0.0 if clean else levels["read"],
+                     map_scale=scale)
 
 
 def packed_gains(gains: tuple[float, float] | torch.Tensor) -> torch.Tensor:
@@ -112,7 +129,8 @@ def make_jdd_pair(rgb: torch.Tensor, params: JDDParams,
     if params.shot > 0 or params.read > 0:
         raw = add_noise(raw, params.shot, params.read, generator).clamp(0, 1)
     balanced = raw * g4
-    std = noise_std_map(balanced, params.shot, params.read, g4.flatten())
+    std = noise_std_map(balanced, params.shot * params.map_scale[0],
+                        params.read * params.map_scale[1], g4.flatten())
     return torch.cat([balanced, std], 0), target
 
 

@@ -67,6 +67,22 @@ def test_noise_profile_estimate_recovers_a_known_profile():
         NoiseProfile(float("nan"), 0.0)
 
 
+def test_noise_estimate_takes_read_from_shot_where_the_frame_cannot_tell():
+    """A frame of one grey level cannot separate shot from read noise: the estimate keeps
+    the measured variance there and gives read the value Brooks et al.'s relation (the
+    learned stage's training noise) gives the shot, not 0 (darks left undenoised)."""
+    from isplab.classic.noise_profile import brooks_read
+    from isplab.synth.noise import add_noise
+
+    shot, read_var = 4e-3, brooks_read(4e-3)
+    flat = torch.full((4, 256, 256), 0.3)
+    noisy = add_noise(flat, shot, read_var, 0).clamp(0, 1).numpy()
+    p = estimate_noise_profile(noisy)
+    assert p.read == pytest.approx(brooks_read(p.shot))
+    assert p.std_at(0.3) == pytest.approx(np.sqrt(shot * 0.3 + read_var), rel=0.1)
+    assert p.std_at(0.0) == pytest.approx(np.sqrt(read_var), rel=0.3)
+
+
 def _zero_jdd(tmp_path):
     """An untrained jdd_net: its zero head makes it the bilinear demosaic exactly."""
     return save_weights(create_model("jdd_net", widths=(8, 8, 8)), tmp_path / "jdd.safetensors")

@@ -26,6 +26,10 @@ from isplab.errors import InvalidInputError
 #: 3x3 second-difference kernel; sum of squares 36, so /6 keeps a white noise's variance
 _KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32) / 6.0
 BLOCK = 8
+#: ``log(read) = READ_SLOPE * log(shot) + READ_INTERCEPT + N(0, READ_STD^2)`` (natural logs):
+#: Brooks et al. 2019's fit over real cameras, the noise the learned stage was trained on
+#: (:func:`isplab.synth.noise.sample_noise_params`)
+READ_SLOPE, READ_INTERCEPT, READ_STD = 2.18, 1.20, 0.26
 #: the low quantile of each intensity bin's block variances taken as its noise (with the
 #: same quantile of pure noise's as the correction): 0.02 lost less to texture than 0.1 on
 #: the scenes of benchmarks/noise_estimate.py (docs/benchmarks.md)
@@ -125,18 +129,33 @@ def estimate_noise_profile(packed: np.ndarray, bins: int = 12, min_blocks: int =
         xs.append(float(m[sel].mean()))
         ys.append(float(np.quantile(v[sel], q)) / _pure_noise_quantile(q))
         ws.append(float(np.sqrt(sel.sum())))
-    if len(xs) < 2:
+    if not xs:
         raise InvalidInputError("too few intensity levels to fit the noise; give it with "
                                 "--noise shot,read")
     x, y, w = np.array(xs), np.array(ys), np.array(ws)
     w = w / np.maximum(y, 1e-12)  # relative errors: variances span decades
-    a = np.stack([x, np.ones_like(x)], 1) * w[:, None]
-    shot, read = np.linalg.lstsq(a, y * w, rcond=None)[0]
-    if read < 0:
-        read, shot = 0.0, float((x * y * w * w).sum() / (x * x * w * w).sum())
-    if shot < 0:
+    levels = x.max() >= 1.5 * x.min()  # intensities far enough apart to fit a line
+    shot = read = 0.0
+    if levels:
+        a = np.stack([x, np.ones_like(x)], 1) * w[:, None]
+        shot, read = np.linalg.lstsq(a, y * w, rcond=None)[0]
+    if not levels or read <= 0 < shot:
+        # The bins do not tell the read noise (one level, or texture in the bright bins
+        # steepening the line below a zero intercept): read 0 would leave the darks
+        # undenoised, so read follows shot as in the noise the learned stage was trained on.
+        shot = float((x * y * w * w).sum() / (x * x * w * w).sum())
+        for _ in range(5):
+            read = brooks_read(shot)
+            shot = max(float((x * (y - read) * w * w).sum() / (x * x * w * w).sum()), 1e-12)
+        read = brooks_read(shot)
+    if shot <= 0:
         shot, read = 0.0, float((y * w * w).sum() / (w * w).sum())
     return NoiseProfile(float(shot), float(read), "estimated")
+
+
+def brooks_read(shot: float) -> float:
+    """The read-noise variance Brooks et al.'s relation gives for a shot-noise variance."""
+    return float(np.exp(READ_SLOPE * np.log(shot) + READ_INTERCEPT))
 
 
 def noise_profile_of(raw, user: tuple[float, float] | None = None,

@@ -17,11 +17,14 @@ from typing import Any
 
 import torch
 
+from isplab.classic.noise_profile import (  # noqa: F401  Brooks et al.'s read-shot relation
+    READ_INTERCEPT,
+    READ_SLOPE,
+    READ_STD,
+)
 from isplab.errors import InvalidInputError
 from isplab.synth.unprocess import as_generator
 
-#: ``log(read) = READ_SLOPE * log(shot) + READ_INTERCEPT + N(0, READ_STD^2)`` (natural logs).
-READ_SLOPE, READ_INTERCEPT, READ_STD = 2.18, 1.20, 0.26
 #: Default range of the shot-noise variance (log-uniform).
 SHOT_RANGE = (1e-4, 0.012)
 

@@ -117,6 +117,7 @@ def estimate_noise_profile(packed: np.ndarray, bins: int = 12, min_blocks: int =
     if m.size < min_blocks * 2:
         raise InvalidInputError(f"too few unclipped 8x8 blocks ({m.size}) to estimate the "
                                 "noise; give it with --noise shot,read")
+    bins = max(1, min(bins, m.size // min_blocks))  # a small frame: fewer, fuller bins
     edges = np.unique(np.quantile(m, np.linspace(0, 1, bins + 1)))
     which = np.clip(np.searchsorted(edges, m, side="right") - 1, 0, len(edges) - 2)
     xs, ys, ws = [], [], []

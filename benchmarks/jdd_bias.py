@@ -72,7 +72,13 @@ def chart_table(stage, white: float, g: torch.Generator, side: int = 48,
     """Flat ColorChecker patches in the Canon 550D's camera space: ΔE2000 to the truth."""
     from real_frames import FRAMES
 
-    from isplab.classic.calibration import delta_e2000, linear_srgb_to_lab, reference_chart
+    from isplab.classic.calibration import (
+        delta_e2000,
+        flat_chart,
+        flat_chart_means,
+        linear_srgb_to_lab,
+        reference_chart,
+    )
     from isplab.classic.demosaicking import demosaic
     from isplab.classic.noise_profile import NoiseProfile
     from isplab.raw import read
@@ -86,13 +92,11 @@ def chart_table(stage, white: float, g: torch.Generator, side: int = 48,
     to_srgb = np.asarray(read(path).camera_to_srgb, dtype=np.float64)
     truth = reference_chart()[1] @ np.linalg.inv(to_srgb).T  # white-balanced camera RGB
     truth = np.clip(truth * white / truth.max(), 0.0, 1.0)
-    img = torch.from_numpy(truth.astype(np.float32).reshape(4, 6, 3)).permute(2, 0, 1)
-    clean = mosaic(img.repeat_interleave(side, 1).repeat_interleave(side, 2)[None], "RGGB")
+    clean = mosaic(torch.from_numpy(flat_chart(truth, side))[None], "RGGB")
 
     def delta_e(rgb: torch.Tensor) -> np.ndarray:
-        cells = rgb[0].unfold(1, side, side).unfold(2, side, side)  # 3 x 4 x 6 x side x side
-        means = cells[..., margin:-margin, margin:-margin].mean((-1, -2)).reshape(3, 24).T
-        lab = linear_srgb_to_lab(np.clip(means.numpy() @ to_srgb.T, 0.0, None))
+        means = flat_chart_means(rgb[0].numpy(), side, margin)
+        lab = linear_srgb_to_lab(np.clip(means @ to_srgb.T, 0.0, None))
         return delta_e2000(lab, linear_srgb_to_lab(np.clip(truth @ to_srgb.T, 0.0, None)))
 
     print(f"\nColorChecker flat patches, Canon 550D camera space, white at {white}: "

@@ -174,7 +174,13 @@ def test_shipped_stage_keeps_flat_colorchecker_colours():
     space (white balanced, white at 0.5): each patch's mean, after the camera's matrix, stays
     within a small CIEDE2000 of the truth, noise-free and at low ISO (where Menon 2007 on
     the same noisy mosaic is the yardstick). A bias in saturated or dark colours fails it."""
-    from isplab.classic.calibration import delta_e2000, linear_srgb_to_lab, reference_chart
+    from isplab.classic.calibration import (
+        delta_e2000,
+        flat_chart,
+        flat_chart_means,
+        linear_srgb_to_lab,
+        reference_chart,
+    )
     from isplab.classic.demosaicking import demosaic
     from isplab.infer.hybrid import JDD_WEIGHTS, learned_demosaic
     from isplab.synth.noise import add_noise
@@ -186,12 +192,10 @@ def test_shipped_stage_keeps_flat_colorchecker_colours():
     truth = reference_chart()[1] @ np.linalg.inv(to_srgb).T
     truth = np.clip(truth * 0.5 / truth.max(), 0.0, 1.0)
     side, cut = 48, 12
-    img = torch.from_numpy(truth.astype(np.float32).reshape(4, 6, 3)).permute(2, 0, 1)
-    img = img.repeat_interleave(side, 1).repeat_interleave(side, 2)[None]
+    img = torch.from_numpy(flat_chart(truth, side))[None]
 
     def delta_e(rgb: torch.Tensor) -> np.ndarray:
-        cells = rgb[0].unfold(1, side, side).unfold(2, side, side)  # 3 x 4 x 6 x side x side
-        means = cells[..., cut:-cut, cut:-cut].mean((-1, -2)).reshape(3, 24).T.numpy()
+        means = flat_chart_means(rgb[0].numpy(), side, cut)
         lab = linear_srgb_to_lab(np.clip(means @ to_srgb.T, 0.0, None))
         return delta_e2000(lab, linear_srgb_to_lab(np.clip(truth @ to_srgb.T, 0.0, None)))
 

@@ -132,6 +132,22 @@ def chart_delta_e(linear_srgb: np.ndarray, use: np.ndarray | None = None
     return np.where(use, de, np.nan), k
 
 
+def flat_chart(colours: np.ndarray, side: int) -> np.ndarray:
+    """The 24 patch ``colours`` (``24 x 3``, reading order) as flat ``side``-pixel squares in
+    the chart's 4 x 6 layout: ``3 x 4 side x 6 side`` (a synthetic, texture-free chart)."""
+    grid = np.asarray(colours, dtype=np.float32).reshape(4, 6, 3).transpose(2, 0, 1)
+    return np.ascontiguousarray(grid.repeat(side, 1).repeat(side, 2))
+
+
+def flat_chart_means(image: np.ndarray, side: int, margin: int) -> np.ndarray:
+    """Each patch's mean (``24 x 3``) of a :func:`flat_chart`-laid ``3 x H x W`` image, away
+    from ``margin`` pixels of its edges."""
+    c = np.asarray(image).shape[0]
+    cells = np.asarray(image)[:, :4 * side, :6 * side].reshape(c, 4, side, 6, side)
+    inner = cells[:, :, margin:side - margin, :, margin:side - margin]
+    return inner.mean((2, 4)).reshape(c, PATCHES).T
+
+
 # --------------------------------------------------------------------- transforms
 
 

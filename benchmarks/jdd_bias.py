@@ -6,8 +6,11 @@ Flat 128 x 128 patches of a few white-balanced colours, from deep shadow to mid 
 re-mosaiced (RGGB), with Brooks et al. shot/read noise at four levels (none to the high ISO
 of benchmarks/hybrid_tables.py), through the learned stage (``learned_demosaic``, its noise
 map from the true profile). Prints the mean output / true value per channel, away from the
-border. A denoiser trained with an L1 loss estimates a median, not a mean: where the noise is
-large against the signal (deep shadows at high ISO) its output is darker than the truth.
+border, for the learned stage and, on the same noisy mosaics, the classical default (Menon
+2007, which denoises nothing: its mean is the clipped mosaic's, brighter than the truth
+where the noise reaches below black). A denoiser trained with an L1 loss estimates a
+median, not a mean: where the noise is large against the signal (deep shadows at high ISO)
+its output can be darker than the truth.
 
 Then the 24 ColorChecker colours as flat patches in a real camera's space (the Canon 550D
 DNG of ../shared/data: its colour matrix; white balanced; the white patch at ``--white``),
@@ -44,6 +47,7 @@ def main() -> None:
                     help="the ColorChecker white patch's raw level (default 0.5)")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    from isplab.classic.demosaicking import demosaic
     from isplab.classic.noise_profile import NoiseProfile
     from isplab.infer.hybrid import learned_demosaic
     from isplab.raw.cfa import mosaic
@@ -51,19 +55,24 @@ def main() -> None:
 
     stage = learned_demosaic(args.weights, device="cpu")
     g = torch.Generator().manual_seed(args.seed)
-    print("| colour (R, G, B) | " + " | ".join(f"{k} ISO R / G / B" for k in LEVELS) + " |")
-    print("|---|" + "---|" * len(LEVELS))
+    print("| colour (R, G, B) | method | " + " | ".join(f"{k} ISO R / G / B" for k in LEVELS)
+          + " |")
+    print("|---|---|" + "---|" * len(LEVELS))
     for name, colour in COLOURS.items():
         c = torch.tensor(colour)
-        cells = []
+        cells: dict[str, list[str]] = {"learned": [], "classic menon2007": []}
         for shot, read in LEVELS.values():
             m = mosaic(c.view(1, 3, 1, 1).expand(1, 3, 128, 128).contiguous(), "RGGB")
             if shot:
                 m = add_noise(m, shot, read, generator=g).clamp(0, 1)  # as a raw is
-            out = stage(m, "RGGB", None, NoiseProfile(shot, read, source="user"))
-            ratio = (out[0, :, 16:-16, 16:-16].mean((1, 2)) / c).numpy()
-            cells.append(" / ".join(f"{r:.3f}" for r in np.asarray(ratio)))
-        print(f"| {name} {colour} | " + " | ".join(cells) + " |", flush=True)
+            for key, out in (("learned", stage(m, "RGGB", None,
+                                               NoiseProfile(shot, read, source="user"))),
+                             ("classic menon2007", demosaic(m, "RGGB", "menon2007"))):
+                ratio = (out[0, :, 16:-16, 16:-16].mean((1, 2)) / c).numpy()
+                cells[key].append(" / ".join(f"{r:.3f}" for r in np.asarray(ratio)))
+        for i, (key, row) in enumerate(cells.items()):
+            label = f"{name} {colour}" if i == 0 else ""
+            print(f"| {label} | {key} | " + " | ".join(row) + " |", flush=True)
     chart_table(stage, args.white, g)
 
 

@@ -47,8 +47,6 @@ def main() -> None:
                     help="the ColorChecker white patch's raw level (default 0.5)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    from isplab.classic.demosaicking import demosaic
-    from isplab.classic.noise_profile import NoiseProfile
     from isplab.infer.hybrid import learned_demosaic
     from isplab.raw.cfa import mosaic
     from isplab.synth.noise import add_noise
@@ -65,15 +63,23 @@ def main() -> None:
             m = mosaic(c.view(1, 3, 1, 1).expand(1, 3, 128, 128).contiguous(), "RGGB")
             if shot:
                 m = add_noise(m, shot, read, generator=g).clamp(0, 1)  # as a raw is
-            for key, out in (("learned", stage(m, "RGGB", None,
-                                               NoiseProfile(shot, read, source="user"))),
-                             ("classic menon2007", demosaic(m, "RGGB", "menon2007"))):
+            for key, out in both(stage, m, shot, read):
                 ratio = (out[0, :, 16:-16, 16:-16].mean((1, 2)) / c).numpy()
                 cells[key].append(" / ".join(f"{r:.3f}" for r in np.asarray(ratio)))
         for i, (key, row) in enumerate(cells.items()):
             label = f"{name} {colour}" if i == 0 else ""
             print(f"| {label} | {key} | " + " | ".join(row) + " |", flush=True)
     chart_table(stage, args.white, g)
+
+
+def both(stage, m: torch.Tensor, shot: float, read: float):
+    """``(name, RGB)`` of the learned stage (told the true profile) and of the classical
+    default, Menon 2007, on the same mosaic."""
+    from isplab.classic.demosaicking import demosaic
+    from isplab.classic.noise_profile import NoiseProfile
+
+    yield "learned", stage(m, "RGGB", None, NoiseProfile(shot, read, source="user"))
+    yield "classic menon2007", demosaic(m, "RGGB", "menon2007")
 
 
 def chart_table(stage, white: float, g: torch.Generator, side: int = 48,
@@ -88,8 +94,6 @@ def chart_table(stage, white: float, g: torch.Generator, side: int = 48,
         linear_srgb_to_lab,
         reference_chart,
     )
-    from isplab.classic.demosaicking import demosaic
-    from isplab.classic.noise_profile import NoiseProfile
     from isplab.raw import read
     from isplab.raw.cfa import mosaic
     from isplab.synth.noise import add_noise
@@ -115,9 +119,7 @@ def chart_table(stage, white: float, g: torch.Generator, side: int = 48,
     rows = {"learned": [], "classic menon2007": []}
     for shot, read_var in LEVELS.values():
         m = clean if not shot else add_noise(clean, shot, read_var, generator=g).clamp(0, 1)
-        for key, rgb in (("learned", stage(m, "RGGB", None,
-                                            NoiseProfile(shot, read_var, source="user"))),
-                         ("classic menon2007", demosaic(m, "RGGB", "menon2007"))):
+        for key, rgb in both(stage, m, shot, read_var):
             de = delta_e(rgb)
             rows[key].append(f"{de.mean():.2f} / {de.max():.2f}")
     for key, cells in rows.items():

@@ -18,6 +18,7 @@ environment) are in :mod:`isplab.train.parts`; the CSV/TensorBoard logs in
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import logging
@@ -380,16 +381,25 @@ class Trainer:
 
     # -- run --
     def run(self) -> dict[str, Any]:
-        """Train to the end of the last stage; return the summary (also ``summary.json``).
-        A process group this run made is released when it ends: a gloo group left to the
-        interpreter's exit can abort the process from its own thread ("terminate called
-        without an active exception")."""
+        """Train to the end of the last stage; return the summary (also ``summary.json``)."""
         self._setup_device()
         try:
             return self._train()
         finally:
             if self.owns_group and is_distributed():
-                torch.distributed.destroy_process_group()
+                self._release_group()
+
+    def _release_group(self) -> None:
+        """End the group while Python is whole: DDP's reducers hold it and its last works,
+        and the objective's link to the trainer is a cycle; left to the exit, gloo's threads
+        free tensors after Python is gone and abort ("terminate called without an active
+        exception", 1 CI run in ~40). So: drop the wrappers, collect, destroy."""
+        self.ddp_model = getattr(self, "model", None)
+        if getattr(self, "disc", None) is not None:
+            self.ddp_disc = self.disc
+        gc.collect()
+        torch.distributed.destroy_process_group()
+        gc.collect()
 
     def _train(self) -> dict[str, Any]:
         self._build()

@@ -12,6 +12,8 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from isplab.io import atomic_write
+
 log = logging.getLogger("isplab.train")
 
 
@@ -34,10 +36,15 @@ class RunLogs:
         self.csv_header = header
         for path in (self.train_csv, self.val_csv):
             if path.exists():  # keep rows up to the checkpoint a resume starts from
-                rows = list(csv.reader(path.open()))
+                with path.open(newline="") as f:
+                    rows = list(csv.reader(f))
                 keep = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= resumed_step]
-                with path.open("w", newline="") as f:
-                    csv.writer(f).writerows(keep)
+
+                def write(tmp: str, keep=keep) -> None:
+                    with open(tmp, "w", newline="") as f:
+                        csv.writer(f).writerows(keep)
+
+                atomic_write(path, write, overwrite=True)  # a kill here loses no rows
         if not self.train_csv.exists():
             with self.train_csv.open("w", newline="") as f:
                 csv.writer(f).writerow(header)

@@ -434,8 +434,7 @@ class Trainer:
             self._val_metrics = self.validate()
             if self.rank == 0 and step != self._first_step:
                 self.logs.val(step, self.stage["name"], self._val_metrics)
-        summary = self._finish(step, self._last_saved, self._val_metrics,
-                               time.perf_counter() - self._t_start)
+        summary = self._finish(step, self._val_metrics, time.perf_counter() - self._t_start)
         return summary
 
     def _start(self) -> tuple[int, int, int]:
@@ -552,8 +551,7 @@ class Trainer:
             over = bool(flag.item() > 0)
         return over
 
-    def _finish(self, step: int, last_saved: int, metrics: dict[str, float],
-                seconds: float) -> dict[str, Any]:
+    def _finish(self, step: int, metrics: dict[str, float], seconds: float) -> dict[str, Any]:
         checksum = param_checksum(self.model)
         checksums = [checksum]
         if is_distributed():

@@ -399,7 +399,6 @@ class Trainer:
             self.ddp_disc = self.disc
         gc.collect()
         torch.distributed.destroy_process_group()
-        gc.collect()
 
     def _train(self) -> dict[str, Any]:
         self._build()
